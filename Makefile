@@ -1,0 +1,34 @@
+# Every target creates the virtualenv (.venv) on first use and installs the
+# project into it, so a fresh clone needs nothing but Python 3.10+.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The shared MNIST copy beside the checkout, when there is one; otherwise the
+# loader falls back to $$MNIST_DATA_DIR or the Keras cache/download.
+MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
+export MNIST_DATA_DIR
+
+.PHONY: demo test reproduce bench install clean
+
+$(VENV)/installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/installed
+
+demo: install
+	$(PY) -m rnn_scratch --output_dir runs/demo --overwrite
+
+test: install
+	$(PY) -m pytest tests
+
+reproduce: install
+	$(PY) -m rnn_scratch.reproduce --output_dir runs/reproduce/rnn_scratch --overwrite
+
+bench: install
+	$(PY) benchmarks/bench_rnn.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

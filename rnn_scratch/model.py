@@ -1,0 +1,101 @@
+"""A vanilla RNN unrolled by hand, from raw tf.Variables.
+
+For one window of ``num_steps`` inputs x_1..x_n (one-hot over 2 classes) and
+an initial state s_0:
+
+  s_t      = tanh(x_t W + s_{t-1} U + b)     x_t: (batch, 2), s_t: (batch, S)
+  logits_t = s_t V + c                       logits_t: (batch, 2)
+  loss     = mean over batch and t of  -log softmax(logits_t)[y_t]
+
+  W: (2, S)   U: (S, S)   b: (S,)   V: (S, 2)   c: (2,)
+
+Truncated backprop through time: the final state s_n of one window is fed as
+s_0 of the next window, but as a plain input tensor, so the gradient of a
+window's loss stops at its own s_0.
+"""
+import tensorflow as tf
+
+NUM_CLASSES = 2
+
+
+def glorot_uniform(shape, seed):
+  """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)); TF1's get_variable default."""
+  limit = (6.0 / (shape[0] + shape[1])) ** 0.5
+  return tf.random.stateless_uniform(shape, seed=seed, minval=-limit,
+                                     maxval=limit)
+
+
+class EchoRNN(tf.Module):
+  """The RNN cell and its softmax readout; ``__call__`` runs one window."""
+
+  def __init__(self, state_size, seed=0, name=None):
+    super().__init__(name=name)
+    self.state_size = state_size
+    # The blog's TF1 code drew one Glorot matrix for the concatenated input
+    # [x_t, s_{t-1}] -> (2 + S, S); we draw the same and split it, so
+    # W and U start from exactly the blog's distribution.
+    cell_matrix = glorot_uniform((NUM_CLASSES + state_size, state_size),
+                                 seed=(seed, 0))
+    self.W = tf.Variable(cell_matrix[:NUM_CLASSES], name="W")
+    self.U = tf.Variable(cell_matrix[NUM_CLASSES:], name="U")
+    self.b = tf.Variable(tf.zeros([state_size]), name="b")
+    self.V = tf.Variable(glorot_uniform((state_size, NUM_CLASSES),
+                                        seed=(seed, 1)), name="V")
+    self.c = tf.Variable(tf.zeros([NUM_CLASSES]), name="c")
+
+  @property
+  def weights(self):
+    """[W, U, b, V, c], the order the Keras twin and the optimizer use."""
+    return [self.W, self.U, self.b, self.V, self.c]
+
+  def initial_state(self, batch_size):
+    return tf.zeros([batch_size, self.state_size])
+
+  def __call__(self, inputs, state):
+    """Runs one window.
+
+    Args:
+      inputs: int (batch, num_steps) class indices x_1..x_n.
+      state: float32 (batch, S), the state s_0 before the window.
+    Returns:
+      logits: float32 (batch, num_steps, 2); final_state: (batch, S) = s_n.
+    """
+    x = tf.one_hot(inputs, NUM_CLASSES)
+    logits = []
+    # A Python loop: tracing writes num_steps copies of the cell into the
+    # graph, which is exactly "unrolling by hand".
+    for t in range(inputs.shape[1]):
+      state = tf.tanh(x[:, t] @ self.W + state @ self.U + self.b)
+      logits.append(state @ self.V + self.c)
+    return tf.stack(logits, axis=1), state
+
+
+def cross_entropy(logits, labels):
+  """Mean cross-entropy over batch and time (nats per step)."""
+  return tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                     logits=logits))
+
+
+def make_train_step(model, optimizer, batch_size, num_steps):
+  """Builds the compiled training step for one window.
+
+  ``optimizer`` is anything with ``apply(gradients)`` for ``model.weights``
+  (tfscratch.optimizers or the Keras adapter). The input signature is fixed,
+  so the step is traced once and reused for every window.
+
+  Returns:
+    train_step(inputs, labels, state) -> (loss, final_state).
+  """
+  window = tf.TensorSpec([batch_size, num_steps], tf.int32)
+  state_spec = tf.TensorSpec([batch_size, model.state_size], tf.float32)
+
+  @tf.function(input_signature=[window, window, state_spec])
+  def train_step(inputs, labels, state):
+    with tf.GradientTape() as tape:
+      logits, final_state = model(inputs, state)
+      loss = cross_entropy(logits, labels)
+    optimizer.apply(tape.gradient(loss, model.weights))
+    return loss, final_state
+
+  return train_step

@@ -1,0 +1,106 @@
+"""Gradient-descent optimizers written out by hand.
+
+Each optimizer is a ``tf.Module`` built once for a fixed list of variables; it
+owns its slot variables (accumulators, moments), so ``apply`` can run inside a
+``tf.function`` without creating anything. The update rules follow
+``tf.keras.optimizers`` (Keras 3) exactly, so tests can compare step for step.
+
+For a variable ``w`` with gradient ``g`` and learning rate ``lr``:
+
+  SGD:      w <- w - lr * g
+  Adagrad:  a <- a + g^2                       (a starts at 0.1, as in Keras)
+            w <- w - lr * g / sqrt(a + eps)    (eps inside the root, Keras;
+                                                TF1's Adagrad had no eps)
+  Adam:     m <- m + (g - m) * (1 - beta1)
+            v <- v + (g^2 - v) * (1 - beta2)
+            w <- w - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+
+The learning rate is a non-trainable variable, so a schedule can change it
+between steps without retracing the training step.
+"""
+import tensorflow as tf
+
+
+class Optimizer(tf.Module):
+  """Base class: holds the variables to update and the learning rate."""
+
+  def __init__(self, variables, learning_rate, name=None):
+    super().__init__(name=name)
+    self.model_variables = list(variables)
+    self.learning_rate = tf.Variable(
+        learning_rate, dtype=tf.float32, trainable=False, name="learning_rate")
+
+  def _slots(self, initial_value, name):
+    return [
+        tf.Variable(tf.fill(tf.shape(v), tf.cast(initial_value, v.dtype)),
+                    trainable=False, name=f"{name}_{i}")
+        for i, v in enumerate(self.model_variables)
+    ]
+
+  def apply(self, gradients):
+    """Updates every variable from its gradient (same order as ``model_variables``)."""
+    raise NotImplementedError
+
+
+class SGD(Optimizer):
+  """Plain stochastic gradient descent: w <- w - lr * g."""
+
+  def __init__(self, variables, learning_rate=0.01):
+    super().__init__(variables, learning_rate)
+
+  def apply(self, gradients):
+    for variable, gradient in zip(self.model_variables, gradients):
+      variable.assign_sub(self.learning_rate * gradient)
+
+
+class Adagrad(Optimizer):
+  """Adagrad: each weight's step shrinks with its summed squared gradients."""
+
+  def __init__(self, variables, learning_rate=0.001,
+               initial_accumulator_value=0.1, epsilon=1e-7):
+    super().__init__(variables, learning_rate)
+    self.epsilon = epsilon
+    self.accumulators = self._slots(initial_accumulator_value, "accumulator")
+
+  def apply(self, gradients):
+    for variable, gradient, accumulator in zip(
+        self.model_variables, gradients, self.accumulators):
+      accumulator.assign_add(tf.square(gradient))
+      variable.assign_sub(self.learning_rate * gradient /
+                          tf.sqrt(accumulator + self.epsilon))
+
+
+class Adam(Optimizer):
+  """Adam: steps along a bias-corrected running mean of the gradient."""
+
+  def __init__(self, variables, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+               epsilon=1e-7):
+    super().__init__(variables, learning_rate)
+    self.beta_1 = beta_1
+    self.beta_2 = beta_2
+    self.epsilon = epsilon
+    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name="iterations")
+    self.first_moments = self._slots(0.0, "first_moment")
+    self.second_moments = self._slots(0.0, "second_moment")
+
+  def apply(self, gradients):
+    self.iterations.assign_add(1)
+    step = tf.cast(self.iterations, tf.float32)
+    # Early moments are biased toward their zero start; this undoes it.
+    correction = (tf.sqrt(1.0 - tf.pow(self.beta_2, step)) /
+                  (1.0 - tf.pow(self.beta_1, step)))
+    for variable, gradient, m, v in zip(
+        self.model_variables, gradients, self.first_moments, self.second_moments):
+      m.assign_add((gradient - m) * (1.0 - self.beta_1))
+      v.assign_add((tf.square(gradient) - v) * (1.0 - self.beta_2))
+      variable.assign_sub(self.learning_rate * correction * m /
+                          (tf.sqrt(v) + self.epsilon))
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
+
+
+def make_optimizer(name, variables, learning_rate):
+  """Builds the optimizer called ``name`` ("sgd", "adagrad" or "adam")."""
+  return OPTIMIZERS[name](variables, learning_rate=learning_rate)
