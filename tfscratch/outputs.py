@@ -57,10 +57,11 @@ def write_json(path, data):
 
 
 def program_flags():
-  """The values of the flags the program itself defined (not absl's own)."""
+  """The values of the flags the program itself defined (not absl's or
+  TensorFlow's own)."""
   values = {}
   for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
-    if module.startswith("absl."):
+    if module.split(".")[0] in ("absl", "tensorflow", "keras"):
       continue
     for flag in module_flags:
       values[flag.name] = flag.value

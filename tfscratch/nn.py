@@ -1,0 +1,71 @@
+"""Small building blocks the MNIST experiments share.
+
+  Dense:   y = activation(x W + b)        x: (batch, n_in), W: (n_in, n_out)
+  summed_cross_entropy:  sum over the batch of -log softmax(logits)[label]
+  accuracy:              fraction of argmax(logits) == label
+  ordered_batch:         batch i of a dataset walked in order, wrapping round
+"""
+import numpy as np
+import tensorflow as tf
+
+
+def truncated_normal(shape, stddev, seed):
+  """N(0, stddev^2) redrawn beyond 2 stddev (TF1's truncated_normal).
+
+  Args:
+    seed: a pair of ints (stateless RNG), so the same seed gives the same
+      weights whatever else has drawn random numbers before.
+  """
+  return tf.random.stateless_truncated_normal(shape, seed=seed, stddev=stddev)
+
+
+class Dense(tf.Module):
+  """A fully connected layer y = activation(x W + b), from given initial values.
+
+  Args:
+    weights: initial W, shape (n_in, n_out).
+    bias: initial b, shape (n_out,), or None for a layer without bias.
+    activation: a function applied elementwise, or None for the identity.
+  """
+
+  def __init__(self, weights, bias=None, activation=None, name=None):
+    super().__init__(name=name)
+    self.W = tf.Variable(weights, dtype=tf.float32, name="W")
+    self.b = None if bias is None else tf.Variable(bias, dtype=tf.float32,
+                                                   name="b")
+    self.activation = activation
+
+  def __call__(self, x):
+    y = x @ self.W
+    if self.b is not None:
+      y = y + self.b
+    return y if self.activation is None else self.activation(y)
+
+
+def summed_cross_entropy(logits, labels):
+  """Sum over the batch of -log softmax(logits)[label] (the blogs' loss).
+
+  Args:
+    logits: (batch, classes); labels: int (batch,).
+  """
+  return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=labels, logits=logits))
+
+
+def accuracy(logits, labels):
+  """Fraction of rows whose largest logit is at the label."""
+  predictions = tf.argmax(logits, axis=-1, output_type=tf.int64)
+  return tf.reduce_mean(tf.cast(
+      tf.equal(predictions, tf.cast(labels, tf.int64)), tf.float32))
+
+
+def ordered_batch(images, labels, batch_size, step):
+  """Batch number ``step`` of the data walked in order, wrapping at the end.
+
+  Step i takes examples i*batch_size .. (i+1)*batch_size - 1, modulo the
+  dataset size, as the blogs' ``mnist.train.next_batch`` did without
+  shuffling.
+  """
+  count = len(images)
+  indices = (step * batch_size + np.arange(batch_size)) % count
+  return images[indices], labels[indices]
