@@ -1,0 +1,76 @@
+"""The hand-written optimizers take exactly the steps tf.keras.optimizers take."""
+import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfscratch import optimizers
+
+STEPS = 5
+
+
+def _gradient_sequence(shapes, seed=0):
+  """STEPS lists of gradients, one per variable, of varied sign and scale."""
+  rng = np.random.default_rng(seed)
+  return [[rng.normal(scale=10.0 ** rng.integers(-3, 2), size=shape)
+           .astype(np.float32) for shape in shapes] for _ in range(STEPS)]
+
+
+class OptimizerEquivalenceTest(tf.test.TestCase):
+
+  def _assert_same_trajectory(self, ours_factory, keras_optimizer):
+    shapes = [(3, 4), (4,)]
+    rng = np.random.default_rng(1)
+    initial = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    ours_vars = [tf.Variable(v) for v in initial]
+    keras_vars = [tf.Variable(v) for v in initial]
+    ours = ours_factory(ours_vars)
+    step = tf.function(ours.apply)
+    for gradients in _gradient_sequence(shapes):
+      step([tf.constant(g) for g in gradients])
+      keras_optimizer.apply_gradients(
+          zip([tf.constant(g) for g in gradients], keras_vars))
+      for mine, reference in zip(ours_vars, keras_vars):
+        self.assertAllClose(mine, reference, rtol=1e-6, atol=1e-6)
+    # The trajectory must actually have moved, or the comparison is empty.
+    self.assertGreater(np.abs(ours_vars[0].numpy() - initial[0]).max(), 1e-3)
+
+  def test_sgd_matches_keras(self):
+    self._assert_same_trajectory(
+        lambda v: optimizers.SGD(v, learning_rate=0.1),
+        keras.optimizers.SGD(learning_rate=0.1))
+
+  def test_adagrad_matches_keras(self):
+    self._assert_same_trajectory(
+        lambda v: optimizers.Adagrad(v, learning_rate=0.1),
+        keras.optimizers.Adagrad(learning_rate=0.1))
+
+  def test_adam_matches_keras(self):
+    self._assert_same_trajectory(
+        lambda v: optimizers.Adam(v, learning_rate=0.01),
+        keras.optimizers.Adam(learning_rate=0.01))
+
+  def test_adagrad_first_step_by_hand(self):
+    """a = 0.1 + g^2; w <- w - lr g / sqrt(a + 1e-7), written out."""
+    variable = tf.Variable([1.0, -2.0])
+    optimizer = optimizers.Adagrad([variable], learning_rate=0.5)
+    gradient = np.array([0.3, -4.0], np.float32)
+    optimizer.apply([tf.constant(gradient)])
+    expected = (np.array([1.0, -2.0]) -
+                0.5 * gradient / np.sqrt(0.1 + gradient ** 2 + 1e-7))
+    self.assertAllClose(variable, expected, rtol=1e-6, atol=0)
+
+  def test_learning_rate_change_needs_no_retrace(self):
+    variable = tf.Variable([1.0])
+    optimizer = optimizers.SGD([variable], learning_rate=0.1)
+    step = tf.function(optimizer.apply)
+    step([tf.constant([1.0])])
+    optimizer.learning_rate.assign(0.01)
+    step([tf.constant([1.0])])
+    self.assertAllClose(variable, [1.0 - 0.1 - 0.01])
+    self.assertEqual(step.experimental_get_tracing_count(), 1)
+
+
+if __name__ == "__main__":
+  tf.test.main()
