@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
 
-.PHONY: demo test reproduce bench install clean
+.PHONY: demo test reproduce bench install clean reproduce-rnn bench-rnn
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ demo: install
 test: install
 	$(PY) -m pytest tests
 
-reproduce: install
-	$(PY) -m rnn_scratch.reproduce --output_dir runs/reproduce/rnn_scratch --overwrite
+# Blog-scale runs of every experiment; results.json + figures under runs/.
+reproduce: reproduce-rnn
 
-bench: install
+reproduce-rnn: install
+	$(PY) -m rnn_scratch --num_steps=1 --state_size=4 --output_dir runs/reproduce/rnn_steps1 --overwrite
+	$(PY) -m rnn_scratch --num_steps=5 --state_size=4 --output_dir runs/reproduce/rnn_steps5 --overwrite
+	$(PY) -m rnn_scratch --num_steps=10 --state_size=16 --epochs=3 --output_dir runs/reproduce/rnn_steps10 --overwrite
+
+# Ours vs the Keras reference, measured in the same run, printed as ratios.
+bench: bench-rnn
+
+bench-rnn: install
 	$(PY) benchmarks/bench_rnn.py
 
 clean:

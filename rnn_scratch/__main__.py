@@ -67,10 +67,12 @@ def build_model_and_optimizer():
 
 def plot_losses(losses, expected, title):
   figure, axes = plt.subplots(figsize=(8, 4.5))
-  window = max(1, min(100, len(losses) // 20))
+  axes.plot(np.arange(1, len(losses) + 1), losses, color="tab:blue",
+            alpha=0.25, linewidth=0.5, label="training loss per window")
+  window = max(1, min(50, len(losses) // 50))
   smoothed = np.convolve(losses, np.ones(window) / window, mode="valid")
-  axes.plot(np.arange(window, len(losses) + 1), smoothed,
-            label=f"training loss (mean of {window} windows)")
+  axes.plot(np.arange(window, len(losses) + 1), smoothed, color="tab:blue",
+            label=f"mean of {window} windows")
   styles = {"no_dependency": ("tab:red", "no dependency"),
             "first_dependency": ("tab:orange", "t-3 dependency only"),
             "both_dependencies": ("tab:green", "both dependencies")}

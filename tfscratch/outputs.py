@@ -23,6 +23,12 @@ import tensorflow as tf
 from tfscratch.errors import OutputDirError
 
 
+def _current_umask():
+  umask = os.umask(0)
+  os.umask(umask)
+  return umask
+
+
 def write_atomically(path, write):
   """Calls ``write(file_object)`` on a temporary file, then renames it to path."""
   directory = os.path.dirname(os.path.abspath(path))
@@ -34,6 +40,8 @@ def write_atomically(path, write):
       write(f)
       f.flush()
       os.fsync(f.fileno())
+    # mkstemp creates the file private (0600); give it the usual permissions.
+    os.chmod(temporary, 0o666 & ~_current_umask())
     os.replace(temporary, path)
   except BaseException:
     if os.path.exists(temporary):
