@@ -1,0 +1,101 @@
+"""Image grids for the inversion figures: checked, scaled, saved, logged.
+
+Every grid goes through ``require_finite`` first, so a NaN or infinite pixel
+stops the run with the stage and step that produced it instead of being
+written as a black square to a PNG or to TensorBoard.
+"""
+import numpy as np
+import tensorflow as tf
+
+from tfscratch.errors import NonFiniteError
+from tfscratch.figures import image_grid
+from tfscratch.figures import plt
+
+
+def require_finite(images, what, stage, step):
+  """Raises NonFiniteError unless every value of ``images`` is finite.
+
+  Args:
+    images: array-like, any shape.
+    what: what the images are, for the message ("inverse projections").
+    stage, step: the training stage and its last step that produced them.
+  """
+  images = np.asarray(images)
+  bad = ~np.isfinite(images)
+  if bad.any():
+    raise NonFiniteError(
+        f"{what}: {int(bad.sum())} of {images.size} values are NaN or "
+        f"infinite after {stage} step {step}; no image written")
+
+
+def display_range(images):
+  """Stretches each image to [0, 1] on its own: (x - min) / (max - min).
+
+  This is what matplotlib's ``imshow`` did to every panel of the blog's
+  figures (the default colour scale runs from the image's minimum to its
+  maximum), and it is needed because inverse projections are not confined to
+  [0, 1]. A constant image becomes 0.
+
+  Args:
+    images: (n, pixels).
+  """
+  images = np.asarray(images, dtype=np.float64)
+  low = images.min(axis=1, keepdims=True)
+  spread = images.max(axis=1, keepdims=True) - low
+  return np.where(spread > 0, (images - low) / np.where(spread > 0, spread, 1),
+                  0.0).astype(np.float32)
+
+
+def grid_figure(panels, columns, title=None, panel_inches=3.2):
+  """One figure of side-by-side image grids, white digits on black.
+
+  Args:
+    panels: list of (title, images (n, 784) already in [0, 1]); each becomes
+      a grid of ``ceil(n / columns)`` rows.
+    columns: images per grid row (6 for 6x6 grids).
+    panel_inches: width of one panel; at the 120 dpi of save_figure, 2.4
+      inches show a 10x10 grid (289 pixels) at about its own resolution.
+  Returns:
+    (figure, grids): the matplotlib figure and the grid arrays, in order.
+  """
+  grids = []
+  for _, images in panels:
+    rows = -(-len(images) // columns)
+    grids.append(image_grid(images, rows, columns))
+  figure, axes = plt.subplots(1, len(panels),
+                              figsize=(panel_inches * len(panels),
+                                       panel_inches + 0.4), squeeze=False)
+  for axis, (panel_title, _), grid in zip(axes[0], panels, grids):
+    # The blog's colour map (Greys_r); padding between digits shows white.
+    axis.imshow(grid, cmap="Greys_r", vmin=0.0, vmax=1.0,
+                interpolation="nearest")
+    axis.set_title(panel_title, fontsize=9)
+    axis.axis("off")
+  if title:
+    figure.suptitle(title, fontsize=10)
+  figure.tight_layout()
+  return figure, grids
+
+
+def save_grids(outputs, name, panels, columns, stage, step, title=None,
+               panel_inches=3.2):
+  """Checks, scales and writes one figure: ``<name>.png`` and TensorBoard.
+
+  Each panel's images are checked with ``require_finite`` (naming ``stage``
+  and ``step``), stretched with ``display_range``, tiled, saved together as
+  ``<name>.png`` in the run directory, and logged separately as
+  ``tf.summary.image("<name>/<panel title>")``.
+
+  Args:
+    outputs: the run's tfscratch.outputs.RunOutputs.
+    panels: list of (title, raw images (n, 784)).
+  """
+  for panel_title, images in panels:
+    require_finite(images, f"{name} ({panel_title})", stage, step)
+  scaled = [(t, display_range(images)) for t, images in panels]
+  figure, grids = grid_figure(scaled, columns, title, panel_inches)
+  outputs.save_figure(figure, f"{name}.png")
+  with outputs.summary_writer.as_default():
+    for (panel_title, _), grid in zip(panels, grids):
+      tf.summary.image(f"{name}/{panel_title}", grid[None, :, :, None],
+                       step=0)
