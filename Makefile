@@ -9,7 +9,7 @@ MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
 
 .PHONY: demo test reproduce bench install clean reproduce-rnn bench-rnn \
-	reproduce-inversion
+	reproduce-batchnorm bench-batchnorm reproduce-inversion
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,21 +26,27 @@ test: install
 	$(PY) -m pytest tests
 
 # Blog-scale runs of every experiment; results.json + figures under runs/.
-reproduce: reproduce-rnn reproduce-inversion
+reproduce: reproduce-rnn reproduce-batchnorm reproduce-inversion
 
 reproduce-rnn: install
 	$(PY) -m rnn_scratch --num_steps=1 --state_size=4 --output_dir runs/reproduce/rnn_steps1 --overwrite
 	$(PY) -m rnn_scratch --num_steps=5 --state_size=4 --output_dir runs/reproduce/rnn_steps5 --overwrite
 	$(PY) -m rnn_scratch --num_steps=10 --state_size=16 --epochs=3 --output_dir runs/reproduce/rnn_steps10 --overwrite
 
+reproduce-batchnorm: install
+	$(PY) -m batchnorm_manual --output_dir runs/reproduce/batchnorm_manual --overwrite
+
 reproduce-inversion: install
 	$(PY) -m inversion.reproduce --output_dir runs/reproduce/inversion --overwrite
 
 # Ours vs the Keras reference, measured in the same run, printed as ratios.
-bench: bench-rnn
+bench: bench-rnn bench-batchnorm
 
 bench-rnn: install
 	$(PY) benchmarks/bench_rnn.py
+
+bench-batchnorm: install
+	$(PY) benchmarks/bench_batchnorm.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -147,7 +147,7 @@ class RunOutputs:
         "seed": run_flags.get("seed"),
         "versions": versions(),
         "wall_time_seconds": round(time.time() - self.start_time, 3),
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "command": " ".join(sys.orig_argv),
     })
     self.write_json("results.json", results)
     previous = self.output_dir + ".previous"
