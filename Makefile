@@ -9,7 +9,7 @@ MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
 
 .PHONY: demo test reproduce bench install clean reproduce-rnn bench-rnn \
-	reproduce-batchnorm bench-batchnorm reproduce-inversion
+	reproduce-batchnorm bench-batchnorm reproduce-probes reproduce-inversion
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: install
 	$(PY) -m pytest tests
 
 # Blog-scale runs of every experiment; results.json + figures under runs/.
-reproduce: reproduce-rnn reproduce-batchnorm reproduce-inversion
+reproduce: reproduce-rnn reproduce-batchnorm reproduce-probes reproduce-inversion
 
 reproduce-rnn: install
 	$(PY) -m rnn_scratch --num_steps=1 --state_size=4 --output_dir runs/reproduce/rnn_steps1 --overwrite
@@ -35,6 +35,9 @@ reproduce-rnn: install
 
 reproduce-batchnorm: install
 	$(PY) -m batchnorm_manual --output_dir runs/reproduce/batchnorm_manual --overwrite
+
+reproduce-probes: install
+	$(PY) -m mnist_probes --output_dir runs/reproduce/mnist_probes --overwrite
 
 reproduce-inversion: install
 	$(PY) -m inversion.reproduce --output_dir runs/reproduce/inversion --overwrite

@@ -116,6 +116,16 @@ class MnistTest(tf.test.TestCase):
     self.assertEqual(labels.dtype, np.uint8)
     self.assertAllEqual(labels, TRAIN_LABELS)
 
+  def test_validation_first_takes_the_start_like_tensorflow_1(self):
+    directory = self.make_dir()
+    write_mnist(directory)
+    mnist = load_mnist(directory, validation_size=3, validation_first=True)
+    expected_images = TRAIN_IMAGES.reshape(12, 784).astype(np.float32) / 255
+    self.assertAllEqual(mnist.validation.labels, TRAIN_LABELS[:3])
+    self.assertAllEqual(mnist.train.labels, TRAIN_LABELS[3:])
+    self.assertAllClose(mnist.train.images, expected_images[3:])
+    self.assertAllClose(mnist.validation.images, expected_images[:3])
+
   def test_validation_size_zero_gives_empty_validation(self):
     directory = self.make_dir()
     write_mnist(directory)

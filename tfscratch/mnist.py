@@ -156,18 +156,23 @@ def read_idx(path):
   return np.frombuffer(data, np.uint8, offset=header_size).reshape(shape).copy()
 
 
-def load_mnist(data_dir=None, validation_size=5000):
+def load_mnist(data_dir=None, validation_size=5000, validation_first=False):
   """Loads MNIST from the first place in the search order (module docstring).
 
   Args:
     data_dir: a directory (str or path) with the four IDX files; None to search
       $MNIST_DATA_DIR, the Keras cache, then the Keras download.
-    validation_size: how many of the last training images form the
-      validation split (the classic 55,000/5,000 split by default); 0 for
-      none.
+    validation_size: how many training images form the validation split
+      (the classic 55,000/5,000 split by default); 0 for none.
+    validation_first: take the validation images from the *start* of the
+      training file, as TensorFlow 1's tutorial reader (``read_data_sets``)
+      did, and with it every 2016 R2RT post: its ``mnist.train`` was images
+      5,000-59,999, so the blogs' "first 1,000 training images" are images
+      5,000-5,999 of the file. False (default): from the end.
   Returns:
-    A Mnist whose train split holds the first 60,000 - validation_size
-    training images and whose test split holds the 10,000 test images.
+    A Mnist whose train split holds 60,000 - validation_size training images
+    (the first ones, or the last ones with validation_first) and whose test
+    split holds the 10,000 test images.
   Raises:
     MnistNotFoundError: the files are not where the search looked.
     DataError: a file is corrupt or inconsistent, or validation_size is not
@@ -182,7 +187,7 @@ def load_mnist(data_dir=None, validation_size=5000):
                                      f"${DATA_DIR_ENV}={directory}")
   else:
     arrays, source = _read_keras()
-  return _split(arrays, validation_size, source)
+  return _split(arrays, validation_size, validation_first, source)
 
 
 def _read_directory(directory, description):
@@ -288,7 +293,7 @@ def _check(arrays, names):
           f"outside 0..{NUM_CLASSES - 1} ({bad.size} such labels)")
 
 
-def _split(arrays, validation_size, source):
+def _split(arrays, validation_size, validation_first, source):
   """Scales the images, splits off validation, and builds the Mnist."""
   num_train = len(arrays["train_labels"])
   if not 0 <= validation_size < num_train:
@@ -296,10 +301,14 @@ def _split(arrays, validation_size, source):
         f"validation_size={validation_size} must be in [0, {num_train}): "
         f"{source} holds {num_train} training images")
   train = _to_split(arrays["train_images"], arrays["train_labels"])
-  num_kept = num_train - validation_size
+  if validation_first:
+    kept, held_out = slice(validation_size, None), slice(None, validation_size)
+  else:
+    kept = slice(None, num_train - validation_size)
+    held_out = slice(num_train - validation_size, None)
   return Mnist(
-      train=Split(train.images[:num_kept], train.labels[:num_kept]),
-      validation=Split(train.images[num_kept:], train.labels[num_kept:]),
+      train=Split(train.images[kept], train.labels[kept]),
+      validation=Split(train.images[held_out], train.labels[held_out]),
       test=_to_split(arrays["test_images"], arrays["test_labels"]),
       source=source)
 

@@ -1,0 +1,206 @@
+"""mnist_probes.model: the hand-written MLP against a keras.Sequential of
+Dense(tanh) layers, and the auxiliary-loss step."""
+import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_probes.model import (MLP, AuxiliaryHead, l1_loss,
+                                make_aux_train_step, make_forward,
+                                make_train_step)
+from tests.mnist_fixture import real_mnist
+from tfscratch.nn import accuracy, ordered_batch, summed_cross_entropy
+from tfscratch.optimizers import SGD
+
+BATCH = 8
+
+
+def _keras_twin(model):
+  """keras.Sequential of Dense(tanh) x 3 + Dense(10) holding ``model``'s
+  weights."""
+  sizes = model.layer_sizes
+  twin = keras.Sequential(
+      [keras.Input((sizes[0],))] +
+      [keras.layers.Dense(n, activation="tanh") for n in sizes[1:-1]] +
+      [keras.layers.Dense(sizes[-1])])
+  for keras_variable, ours in zip(twin.weights, model.weights):
+    keras_variable.assign(ours)
+  return twin
+
+
+def _batch(seed, size=BATCH):
+  """Images in [0, 1] with MNIST's share of zero pixels, and labels."""
+  rng = np.random.default_rng(seed)
+  images = rng.random((size, 784)) * (rng.random((size, 784)) < 0.2)
+  return (tf.constant(images, tf.float32),
+          tf.constant(rng.integers(0, 10, size), tf.int64))
+
+
+class MLPTest(tf.test.TestCase):
+
+  def test_initial_weights_follow_the_blog(self):
+    model = MLP(seed=4)
+    self.assertEqual([tuple(v.shape) for v in model.weights],
+                     [(784, 100), (100,), (100, 100), (100,), (100, 100),
+                      (100,), (100, 10), (10,)])
+    for weights, bias in zip(model.weights[::2], model.weights[1::2]):
+      self.assertAllEqual(bias, np.full(bias.shape, 0.1, np.float32))
+      # Truncated normal: nothing beyond 2 sigma; the std of N(0, 0.1^2)
+      # cut at 2 sigma is 0.1 * 0.8796.
+      self.assertLessEqual(np.abs(weights.numpy()).max(), 0.2)
+      self.assertAllClose(weights.numpy().std(), 0.08796, rtol=0.05)
+
+  def test_same_seed_same_weights(self):
+    for first, second, other in zip(MLP(seed=4).weights, MLP(seed=4).weights,
+                                    MLP(seed=5).weights):
+      self.assertAllEqual(first, second)
+      if first.shape.rank == 2:
+        self.assertNotAllClose(first, other)
+
+  def test_representations_are_the_layers(self):
+    model = MLP(seed=0)
+    images, _ = _batch(0)
+    logits, layers = model(images)
+    self.assertLen(layers, 4)
+    self.assertAllEqual(layers[0], images)
+    w1, b1 = model.weights[:2]
+    self.assertAllClose(layers[1], np.tanh(images.numpy() @ w1.numpy() + 0.1),
+                        rtol=1e-5, atol=1e-6)
+    self.assertEqual(logits.shape, (BATCH, 10))
+
+
+class KerasEquivalenceTest(tf.test.TestCase):
+  """Same weights in, same numbers out: ours vs keras.Sequential."""
+
+  def setUp(self):
+    super().setUp()
+    self.model = MLP(seed=1)
+    self.twin = _keras_twin(self.model)
+
+  def test_logits_and_every_layer(self):
+    images, _ = _batch(1)
+    logits, layers = self.model(images)
+    hidden = images
+    for layer, ours in zip(self.twin.layers[:-1], layers[1:]):
+      hidden = layer(hidden)
+      self.assertAllClose(ours, hidden, rtol=1e-6, atol=1e-6)
+    self.assertAllClose(logits, self.twin(images), rtol=1e-6, atol=1e-6)
+
+  def test_gradients_of_every_weight(self):
+    images, labels = _batch(2)
+    gradients = []
+    for network, variables in ((lambda x: self.model(x)[0],
+                                self.model.weights),
+                               (self.twin, self.twin.trainable_variables)):
+      with tf.GradientTape() as tape:
+        loss = summed_cross_entropy(network(images), labels)
+      gradients.append(tape.gradient(loss, variables))
+    for index, (ours, reference) in enumerate(zip(*gradients)):
+      self.assertGreater(np.abs(reference).max(), 1e-3, msg=index)
+      self.assertAllClose(ours, reference, rtol=1e-5, atol=1e-6, msg=index)
+
+  def test_sgd_steps_give_the_same_weights(self):
+    """Three steps of our SGD train step vs keras.optimizers.SGD."""
+    train_step = make_train_step(self.model, SGD(self.model.weights, 0.01),
+                                 BATCH)
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    before = [v.numpy() for v in self.model.weights]
+    for seed in range(3):
+      images, labels = _batch(10 + seed)
+      ours_loss = train_step(images, labels)
+      with tf.GradientTape() as tape:
+        loss = summed_cross_entropy(self.twin(images), labels)
+      optimizer.apply_gradients(zip(
+          tape.gradient(loss, self.twin.trainable_variables),
+          self.twin.trainable_variables))
+      self.assertAllClose(ours_loss, loss, rtol=1e-6)
+    for ours, reference in zip(self.model.weights, self.twin.weights):
+      self.assertAllClose(ours, reference, rtol=1e-6, atol=1e-6)
+    self.assertGreater(np.abs(self.model.weights[0].numpy() - before[0]).max(),
+                       1e-4)
+    self.assertEqual(train_step.experimental_get_tracing_count(), 1)
+
+
+class AuxiliaryStepTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.images, self.labels = _batch(3)
+    self.targets = tf.constant(
+        np.random.default_rng(3).normal(scale=3.0, size=(BATCH, 3)),
+        tf.float32)
+
+  def _steps(self, aux_weight):
+    """One base step and one auxiliary step from the same initial weights;
+    returns (base model, aux model, head, head weights before, aux losses)."""
+    base = MLP(seed=2)
+    make_train_step(base, SGD(base.weights, 0.01), BATCH)(self.images,
+                                                          self.labels)
+    model, head = MLP(seed=2), AuxiliaryHead(seed=2)
+    head_before = [v.numpy() for v in head.weights]
+    losses = make_aux_train_step(
+        model, head, SGD(model.weights + head.weights, 0.01), BATCH,
+        aux_weight)(self.images, self.labels, self.targets)
+    return base, model, head, head_before, losses
+
+  def test_losses_are_cross_entropy_and_l1(self):
+    *_, (loss, cross_entropy, aux_loss) = self._steps(0.1)
+    fresh, fresh_head = MLP(seed=2), AuxiliaryHead(seed=2)
+    logits, layers = fresh(self.images)
+    self.assertAllClose(cross_entropy,
+                        summed_cross_entropy(logits, self.labels), rtol=1e-6)
+    expected = np.abs(layers[1].numpy() @ fresh_head.weights[0].numpy() +
+                      0.1 - self.targets.numpy()).sum()
+    self.assertAllClose(aux_loss, expected, rtol=1e-5)
+    self.assertAllClose(loss, cross_entropy + 0.1 * aux_loss, rtol=1e-6)
+    self.assertAllClose(l1_loss(tf.ones([2, 3]), tf.zeros([2, 3])), 6.0)
+
+  def test_aux_loss_reaches_only_layer_1(self):
+    """The head sits on layer 1, so its loss changes W_1, b_1 and the head,
+    and nothing above layer 1."""
+    base, model, head, head_before, _ = self._steps(0.1)
+    for index, (ours, reference) in enumerate(zip(model.weights,
+                                                  base.weights)):
+      if index < 2:
+        self.assertGreater(np.abs(ours.numpy() - reference.numpy()).max(),
+                           1e-6, msg=index)
+      else:
+        self.assertAllClose(ours, reference, rtol=1e-6, atol=1e-7,
+                            msg=index)
+    self.assertGreater(np.abs(head.weights[0].numpy() - head_before[0]).max(),
+                       1e-4)
+
+  def test_zero_weight_is_the_base_step(self):
+    base, model, head, head_before, _ = self._steps(0.0)
+    for ours, reference in zip(model.weights, base.weights):
+      self.assertAllClose(ours, reference, rtol=1e-6, atol=1e-7)
+    for after, before in zip(head.weights, head_before):
+      self.assertAllEqual(after, before)
+
+
+class LearningTest(tf.test.TestCase):
+
+  def test_short_training_on_mnist_learns(self):
+    """200 blog steps: test accuracy far above chance and the loss far
+    below the untrained net's."""
+    mnist = real_mnist(validation_size=5000)
+    model = MLP(seed=0)
+    forward = make_forward(model)
+    test = mnist.test.take(2000)
+    train_step = make_train_step(model, SGD(model.weights, 0.01), 50)
+    initial = float(summed_cross_entropy(forward(test.images)[0],
+                                         test.labels)) / len(test)
+    for step in range(200):
+      train_step(*ordered_batch(mnist.train.images, mnist.train.labels, 50,
+                                step))
+    logits = forward(test.images)[0]
+    final = float(summed_cross_entropy(logits, test.labels)) / len(test)
+    self.assertGreater(initial, 2.0)
+    self.assertLess(final, 0.5)
+    self.assertGreater(float(accuracy(logits, test.labels)), 0.85)
+    self.assertEqual(forward.experimental_get_tracing_count(), 1)
+
+
+if __name__ == "__main__":
+  tf.test.main()
