@@ -9,7 +9,8 @@ MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
 
 .PHONY: demo test reproduce bench install clean reproduce-rnn bench-rnn \
-	reproduce-batchnorm bench-batchnorm reproduce-probes reproduce-inversion
+	reproduce-batchnorm bench-batchnorm reproduce-probes reproduce-inversion \
+	reproduce-convergence bench-convergence
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,8 @@ test: install
 	$(PY) -m pytest tests
 
 # Blog-scale runs of every experiment; results.json + figures under runs/.
-reproduce: reproduce-rnn reproduce-batchnorm reproduce-probes reproduce-inversion
+reproduce: reproduce-rnn reproduce-batchnorm reproduce-probes reproduce-inversion \
+	reproduce-convergence
 
 reproduce-rnn: install
 	$(PY) -m rnn_scratch --num_steps=1 --state_size=4 --output_dir runs/reproduce/rnn_steps1 --overwrite
@@ -42,14 +44,22 @@ reproduce-probes: install
 reproduce-inversion: install
 	$(PY) -m inversion.reproduce --output_dir runs/reproduce/inversion --overwrite
 
+# About 30 minutes on 2 cores (500 + 500 networks x 3 optimizers); rerunning
+# without --overwrite resumes an interrupted run.
+reproduce-convergence: install
+	$(PY) -m convergence.reproduce --output_dir runs/reproduce/convergence --overwrite
+
 # Ours vs the Keras reference, measured in the same run, printed as ratios.
-bench: bench-rnn bench-batchnorm
+bench: bench-rnn bench-batchnorm bench-convergence
 
 bench-rnn: install
 	$(PY) benchmarks/bench_rnn.py
 
 bench-batchnorm: install
 	$(PY) benchmarks/bench_batchnorm.py
+
+bench-convergence: install
+	$(PY) benchmarks/bench_convergence.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

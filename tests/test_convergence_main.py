@@ -1,0 +1,241 @@
+"""``python -m convergence`` end to end, on a tiny schedule: results.json and
+the figure; shards merged = one unsharded run; an interrupted run resumes;
+bad flags and bad shard files end with a clear one-line error."""
+import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import tensorflow as tf
+
+from convergence import results
+from tests import mnist_fixture
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 5% of the blog's steps (50 and 10 + 10 + 50), 2 chunks of 2 networks.
+TINY = ["--num_runs=4", "--chunk_size=2", "--step_scale=0.05",
+        "--num_permutations=200", "--log_every=0"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def environment():
+  env = dict(os.environ)
+  if not env.get("MNIST_DATA_DIR") and os.path.isdir(
+      mnist_fixture.SHARED_MNIST_DIR):
+    env["MNIST_DATA_DIR"] = mnist_fixture.SHARED_MNIST_DIR
+  env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+def command(*flags):
+  return [sys.executable, "-m", "convergence", *flags]
+
+
+def run(*flags):
+  return subprocess.run(command(*flags), cwd=REPO_ROOT, env=environment(),
+                        capture_output=True, text=True, timeout=300)
+
+
+def load(path):
+  with open(os.path.join(path, "results.json")) as f:
+    return json.load(f)
+
+
+class ConvergenceMainTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    mnist_fixture.real_mnist(validation_size=0)  # skips if MNIST is absent
+    cls.tmp = tempfile.mkdtemp()
+    cls.full_dir = os.path.join(cls.tmp, "full")
+    cls.full = run(*TINY, f"--output_dir={cls.full_dir}")
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  def test_results_and_figure(self):
+    self.assertEqual(self.full.returncode, 0, self.full.stderr)
+    result = load(self.full_dir)
+    for strategy in ("all_layers", "layerwise"):
+      part = result[strategy]
+      self.assertLen(part["accuracies"], 4)
+      self.assertAllClose(part["mean"], sum(part["accuracies"]) / 4)
+      self.assertGreater(part["std"], 0.0)
+      # 5% of the schedule on 1,000 images still learns: chance is 10%.
+      self.assertGreater(part["mean"], 0.5)
+    for key in ("welch_p", "permutation_p", "ks_statistic", "ks_p"):
+      self.assertBetween(result["tests"][key], 0.0, 1.0)
+    with open(os.path.join(self.full_dir, "accuracy_distributions.png"),
+              "rb") as f:
+      self.assertEqual(f.read(8), PNG_SIGNATURE)
+    self.assertLen(os.listdir(os.path.join(self.full_dir, "checkpoints")), 4)
+
+  def test_shards_merge_into_the_unsharded_result(self):
+    shard_dirs = [os.path.join(self.tmp, f"shard{i}") for i in range(2)]
+    processes = [subprocess.Popen(
+        command(*TINY, "--num_shards=2", f"--shard_index={i}",
+                f"--output_dir={shard_dirs[i]}"),
+        cwd=REPO_ROOT, env=environment(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for process in processes:
+      _, stderr = process.communicate(timeout=300)
+      self.assertEqual(process.returncode, 0, stderr)
+    self.assertEqual(load(shard_dirs[0])["all_layers"]["runs"], [0, 2])
+    merged_dir = os.path.join(self.tmp, "merged")
+    merged = run("--num_permutations=200",
+                 f"--merge={shard_dirs[1]},{shard_dirs[0]}",
+                 f"--output_dir={merged_dir}")
+    self.assertEqual(merged.returncode, 0, merged.stderr)
+    full, merged = load(self.full_dir), load(merged_dir)
+    for key in ("all_layers", "layerwise", "tests"):
+      self.assertEqual(merged[key], full[key])
+
+    # A corrupt shard: a one-line error naming it; nothing else touched.
+    broken_dir = os.path.join(self.tmp, "broken")
+    shutil.copytree(shard_dirs[1], broken_dir)
+    with open(os.path.join(broken_dir, "results.json"), "w") as f:
+      f.write('{"shard": {"index": 1')
+    bad = run(f"--merge={shard_dirs[0]},{broken_dir}",
+              f"--output_dir={os.path.join(self.tmp, 'merged2')}")
+    self.assertEqual(bad.returncode, 1)
+    self.assertLen(bad.stderr.strip().splitlines(), 1)
+    self.assertIn(os.path.join(broken_dir, "results.json"), bad.stderr)
+    self.assertIn("not valid JSON", bad.stderr)
+    self.assertFalse(os.path.exists(os.path.join(self.tmp, "merged2")))
+    self.assertEqual(load(shard_dirs[0])["shard"]["index"], 0)
+
+  def test_an_interrupted_run_resumes(self):
+    output_dir = os.path.join(self.tmp, "resumed")
+    checkpoints = os.path.join(output_dir + ".partial",
+                               results.CHECKPOINT_DIR)
+    process = subprocess.Popen(
+        command(*TINY, f"--output_dir={output_dir}"), cwd=REPO_ROOT,
+        env=environment(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+      if os.path.isdir(checkpoints) and [
+          name for name in os.listdir(checkpoints) if name.endswith(".json")]:
+        break
+      time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # a crash: no clean-up at all
+    process.wait()
+    kept = sorted(name for name in os.listdir(checkpoints)
+                  if name.endswith(".json"))
+    self.assertNotEmpty(kept)
+    self.assertLess(len(kept), 4, "the run finished before it was killed")
+    self.assertFalse(os.path.exists(output_dir))
+
+    resumed = run(*TINY, f"--output_dir={output_dir}")
+    self.assertEqual(resumed.returncode, 0, resumed.stderr)
+    self.assertEqual(resumed.stdout.count("kept from"), len(kept))
+    full, result = load(self.full_dir), load(output_dir)
+    for key in ("all_layers", "layerwise", "tests"):
+      self.assertEqual(result[key], full[key])
+
+  def test_bad_flags(self):
+    for flags, message in (
+        (["--num_shards=2", "--shard_index=2"], "--shard_index must be less"),
+        (["--train_size=75"], "--train_size must be a multiple of")):
+      bad = run(*TINY, *flags, f"--output_dir={self.tmp}/bad")
+      self.assertNotEqual(bad.returncode, 0)
+      self.assertIn(message, bad.stderr)
+      self.assertFalse(os.path.exists(f"{self.tmp}/bad.partial"))
+
+
+class ShardFilesTest(tf.test.TestCase):
+  """results.read_shards and load_chunk on hand-made files."""
+
+  def setUp(self):
+    super().setUp()
+    self.dir = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+    self.config = {"seed": 0, "optimizer": "sgd", "learning_rate": 0.01,
+                   "train_size": 1000, "train_offset": 5000,
+                   "step_scale": 1.0, "num_runs": 5, "chunk_size": 2}
+
+  def write_shard(self, name, index, num_shards=2, config=None,
+                  accuracies=None):
+    first, end = results.shard_range(5, 2, num_shards, index)
+    shard = {"config": config or self.config, "strategies": ["all_layers"],
+             "shard": {"index": index, "num_shards": num_shards},
+             "all_layers": {"runs": [first, end], "accuracies": (
+                 accuracies or [0.8 + 0.01 * i for i in range(first, end)])}}
+    path = os.path.join(self.dir, name)
+    os.makedirs(path)
+    with open(os.path.join(path, "results.json"), "w") as f:
+      json.dump(shard, f)
+    return path
+
+  def test_merges_in_run_order(self):
+    second = self.write_shard("b", 1)
+    first = self.write_shard("a", 0)
+    config, strategies, accuracies = results.read_shards([second, first])
+    self.assertEqual(config, self.config)
+    self.assertEqual(strategies, ["all_layers"])
+    # 3 chunks (2 + 2 + 1 runs): shard 0 takes 1 chunk, shard 1 takes 2.
+    self.assertAllClose(accuracies["all_layers"],
+                        [0.80, 0.81, 0.82, 0.83, 0.84])
+
+  def assert_refused(self, paths, *fragments):
+    with self.assertRaises(results.ShardError) as caught:
+      results.read_shards(paths)
+    for fragment in fragments:
+      self.assertIn(fragment, str(caught.exception))
+
+  def test_missing_duplicate_and_mismatched_shards(self):
+    first = self.write_shard("a", 0)
+    self.assert_refused([first], "shard 1 of 2 missing")
+    again = self.write_shard("a2", 0)
+    self.assert_refused([first, again], "are both shard 0 of 2")
+    other = self.write_shard("b", 1, config=dict(self.config, seed=3))
+    self.assert_refused([first, other], os.path.join(other, "results.json"),
+                        "seed 3 (expected 0)")
+    three = self.write_shard("c", 1, num_shards=3)
+    self.assert_refused([first, three], "one of 3 shards")
+
+  def test_corrupt_files(self):
+    first = self.write_shard("a", 0)
+    short = self.write_shard("b", 1, accuracies=[0.8])
+    self.assert_refused([first, short], os.path.join(short, "results.json"),
+                        "list of 3 accuracies")
+    wild = self.write_shard("c", 1, accuracies=[0.8, 1.7, 0.8])
+    self.assert_refused([first, wild], "in [0, 1]")
+    self.assert_refused([first, os.path.join(self.dir, "nowhere")],
+                        "no such file")
+    unfinished = os.path.join(self.dir, "unfinished")
+    os.makedirs(unfinished)
+    with open(os.path.join(unfinished, "results.json"), "w") as f:
+      json.dump({"all_layers": {}}, f)
+    self.assert_refused([first, unfinished], "not the results of a shard")
+
+  def test_a_chunk_from_other_settings_is_refused(self):
+    path = os.path.join(self.dir, "all_layers_runs_00000-00001.json")
+    results.save_chunk(path, self.config, "all_layers", 0, 2, [0.8, 0.9])
+    self.assertEqual(results.load_chunk(path, self.config, "all_layers", 0,
+                                        2), [0.8, 0.9])
+    with self.assertRaises(results.ShardError) as caught:
+      results.load_chunk(path, dict(self.config, seed=1), "all_layers", 0, 2)
+    for fragment in (path, "seed 0 (expected 1)", "--noresume"):
+      self.assertIn(fragment, str(caught.exception))
+    with self.assertRaises(results.ShardError) as caught:
+      results.load_chunk(path, self.config, "layerwise", 0, 2)
+    self.assertIn("expected layerwise runs", str(caught.exception))
+    with open(path, "w") as f:
+      f.write("{")
+    with self.assertRaises(results.ShardError) as caught:
+      results.load_chunk(path, self.config, "all_layers", 0, 2)
+    self.assertIn("not valid JSON", str(caught.exception))
+
+
+if __name__ == "__main__":
+  tf.test.main()
