@@ -86,18 +86,12 @@ class StackTrainer:
         model_lib.zero_weights(num_networks),
         lit=model_lib.lit_pixels(data.train.images))
     self.batches = data_lib.batches(data.train, self.model.lit)
-    self.optimizers, self.steps, self.initial_states = [], [], []
-    model_variables = {id(v) for v in self.model.variables}
+    self.optimizers, self.steps = [], []
     for phase in self.schedule:
       optimizer = optimizers.make_optimizer(
           optimizer_name, self.model.phase_variables(phase.head),
           self.learning_rate)
       self.optimizers.append(optimizer)
-      # The optimizer's own variables (rate, accumulators, moments, step
-      # count) and their values as built: what "a fresh optimizer" means.
-      self.initial_states.append(
-          [(v, v.numpy()) for v in optimizer.variables
-           if id(v) not in model_variables])
       self.steps.append(model_lib.make_train_step(
           self.model, phase.head, optimizer, data_lib.BATCH_SIZE))
     self.correct_counts = model_lib.make_correct_counts(self.model)
@@ -117,9 +111,8 @@ class StackTrainer:
       NonFiniteError: some network's loss became NaN or infinite.
     """
     self.model.assign(weights)
-    for state in self.initial_states:
-      for variable, value in state:
-        variable.assign(value)
+    for optimizer in self.optimizers:
+      optimizer.reset()
     progress = Progress(sum(phase.steps for phase in self.schedule),
                         every=log_every or 10**9, label=label)
     done = 0

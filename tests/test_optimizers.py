@@ -61,6 +61,22 @@ class OptimizerEquivalenceTest(tf.test.TestCase):
                 0.5 * gradient / np.sqrt(0.1 + gradient ** 2 + 1e-7))
     self.assertAllClose(variable, expected, rtol=1e-6, atol=0)
 
+  def test_reset_gives_a_fresh_optimizer(self):
+    for name in optimizers.OPTIMIZERS:
+      initial = np.array([1.0, -2.0], np.float32)
+      reused, fresh = tf.Variable(initial), tf.Variable(initial)
+      optimizer = optimizers.make_optimizer(name, [reused], 0.1)
+      for _ in range(3):
+        optimizer.apply([tf.constant([0.5, -1.0])])
+      optimizer.learning_rate.assign(0.5)
+      optimizer.reset()
+      reused.assign(initial)
+      reference = optimizers.make_optimizer(name, [fresh], 0.1)
+      for gradient in ([0.3, 2.0], [-1.0, 0.1]):
+        optimizer.apply([tf.constant(gradient)])
+        reference.apply([tf.constant(gradient)])
+      self.assertAllEqual(reused, fresh, msg=name)
+
   def test_learning_rate_change_needs_no_retrace(self):
     variable = tf.Variable([1.0])
     optimizer = optimizers.SGD([variable], learning_rate=0.1)

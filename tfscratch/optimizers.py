@@ -16,7 +16,9 @@ For a variable ``w`` with gradient ``g`` and learning rate ``lr``:
             w <- w - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
 
 The learning rate is a non-trainable variable, so a schedule can change it
-between steps without retracing the training step.
+between steps without retracing the training step; ``reset`` returns an
+optimizer to its state as built (a "fresh" optimizer without rebuilding, and
+so without retracing the steps that use it).
 """
 import tensorflow as tf
 
@@ -27,15 +29,28 @@ class Optimizer(tf.Module):
   def __init__(self, variables, learning_rate, name=None):
     super().__init__(name=name)
     self.model_variables = list(variables)
+    self.initial_learning_rate = learning_rate
     self.learning_rate = tf.Variable(
         learning_rate, dtype=tf.float32, trainable=False, name="learning_rate")
+    self._state = []  # (variable, value as built) of every slot and counter
+
+  def _remember(self, variable):
+    self._state.append((variable, variable.numpy()))
+    return variable
 
   def _slots(self, initial_value, name):
     return [
-        tf.Variable(tf.fill(tf.shape(v), tf.cast(initial_value, v.dtype)),
-                    trainable=False, name=f"{name}_{i}")
+        self._remember(tf.Variable(
+            tf.fill(tf.shape(v), tf.cast(initial_value, v.dtype)),
+            trainable=False, name=f"{name}_{i}"))
         for i, v in enumerate(self.model_variables)
     ]
+
+  def reset(self):
+    """Returns the learning rate, slots and step count to their values as built."""
+    self.learning_rate.assign(self.initial_learning_rate)
+    for variable, value in self._state:
+      variable.assign(value)
 
   def apply(self, gradients):
     """Updates every variable from its gradient (same order as ``model_variables``)."""
@@ -79,8 +94,8 @@ class Adam(Optimizer):
     self.beta_1 = beta_1
     self.beta_2 = beta_2
     self.epsilon = epsilon
-    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                  name="iterations")
+    self.iterations = self._remember(
+        tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations"))
     self.first_moments = self._slots(0.0, "first_moment")
     self.second_moments = self._slots(0.0, "second_moment")
 
