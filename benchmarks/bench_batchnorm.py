@@ -11,20 +11,25 @@ a burst of load on the machine hits both alike.
 """
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
-import argparse
 import statistics
-import sys
 import time
 
+from absl import flags
 import keras
 import tensorflow as tf
 
 from batchnorm_manual.model import (BatchNormNet, IMAGE_SIZE, initial_weights,
                                     make_train_step)
+from tfscratch import cli
 from tfscratch import nn
-from tfscratch.errors import ScratchError
 from tfscratch.mnist import load_mnist
 from tfscratch.optimizers import SGD
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 1000, "Training steps per timing.",
+                     lower_bound=1)
+flags.DEFINE_integer("repeats", 5, "Timings per implementation (median kept).",
+                     lower_bound=1)
 
 BATCH_SIZE = 60
 LEARNING_RATE = 0.01
@@ -72,17 +77,9 @@ def time_steps(train_step, batches, steps):
   return time.perf_counter() - start
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--steps", type=int, default=1000,
-                      help="training steps per timing")
-  parser.add_argument("--repeats", type=int, default=5,
-                      help="timings per implementation (median kept)")
-  args = parser.parse_args()
-  try:
-    mnist = load_mnist(validation_size=5000)
-  except ScratchError as error:
-    sys.exit(f"error: {error}")
+def main(argv):
+  del argv
+  mnist = load_mnist(validation_size=5000)
   batches = [tuple(map(tf.constant, nn.ordered_batch(
       mnist.train.images, mnist.train.labels, BATCH_SIZE, step)))
              for step in range(200)]
@@ -94,14 +91,14 @@ def main():
   for train_step in steps.values():
     time_steps(train_step, batches, 100)  # trace and warm up
   seconds = {name: [] for name in steps}
-  for _ in range(args.repeats):
+  for _ in range(FLAGS.repeats):
     for name, train_step in steps.items():
-      seconds[name].append(time_steps(train_step, batches, args.steps))
+      seconds[name].append(time_steps(train_step, batches, FLAGS.steps))
   median = {name: statistics.median(values) for name, values in seconds.items()}
-  print(f"batch {BATCH_SIZE}, {args.steps} steps x {args.repeats} repeats, "
+  print(f"batch {BATCH_SIZE}, {FLAGS.steps} steps x {FLAGS.repeats} repeats, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
   for name in steps:
-    print(f"  {name:>5}: {args.steps / median[name]:8,.0f} steps/s  "
+    print(f"  {name:>5}: {FLAGS.steps / median[name]:8,.0f} steps/s  "
           f"(median of {', '.join(f'{s:.3f}' for s in seconds[name])} s)")
   ratio = median["ours"] / median["keras"]
   print(f"ours time / keras time = {ratio:.3f}  (target <= 1.1: "
@@ -109,4 +106,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

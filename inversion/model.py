@@ -25,7 +25,7 @@ import math
 
 import tensorflow as tf
 
-from tfscratch.nn import truncated_normal
+from tfscratch.nn import summed_cross_entropy, truncated_normal
 
 LAYER_SIZES = (784, 100, 100, 10)
 WEIGHT_STDDEV = 0.1
@@ -227,8 +227,7 @@ def make_classifier_train_step(classifier, optimizer, batch_size):
       tf.TensorSpec([batch_size], tf.int64)])
   def train_step(images, labels):
     with tf.GradientTape() as tape:
-      loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=labels, logits=classifier(images)))
+      loss = summed_cross_entropy(classifier(images), labels)
     optimizer.apply(tape.gradient(loss, classifier.weights))
     return loss
 

@@ -38,6 +38,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfscratch.nn import summed_cross_entropy
+
 NUM_CLASSES = 10
 
 _VECTOR = tf.TensorSpec([None], tf.float64)
@@ -83,8 +85,7 @@ def objective_and_gradient(theta, features, labels, inverse_c):
   with tf.GradientTape() as tape:
     tape.watch(theta)
     weights, bias = _unflatten(theta, tf.shape(features)[1])
-    log_loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=features @ weights + bias))
+    log_loss = summed_cross_entropy(features @ weights + bias, labels)
     penalty = 0.5 * inverse_c * tf.reduce_sum(tf.square(weights))
     value = (log_loss + penalty) / tf.cast(tf.shape(features)[0], tf.float64)
   return value, tape.gradient(value, theta)
