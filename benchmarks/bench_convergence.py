@@ -5,13 +5,16 @@ and next to the same networks trained one at a time with the same step.
   python benchmarks/bench_convergence.py                 # blog scale
   python benchmarks/bench_convergence.py --num_runs 100  # quicker
 
-Prints: wall time of the whole experiment (model building, tracing, training,
-test evaluation); the GFLOP/s it achieved, counting the matrix products only
-(analytically, below); the GFLOP/s of one large square tf.matmul measured in
-the same process before and after; and the speed-up over training networks
-one at a time (a stack of N = 1 built once per strategy and reused, timed
-after a warm-up network on the next --one_at_a_time networks of each
-strategy, and extrapolated). Other
+Prints: wall time of the whole experiment as ``python -m convergence`` runs
+it (chunks of --chunk_size networks, --workers chunks at a time, each op on
+one thread; model building, tracing, training, test evaluation); the GFLOP/s
+it achieved, counting the matrix products only (analytically, below); the
+GFLOP/s of one large square tf.matmul measured in the same process before
+and after (one thread per op too, so on --workers cores at once); and the
+speed-up over training networks one at a time: the same machinery with
+chunks of one network, timed over --one_at_a_time networks of each strategy
+(building and tracing excluded, so its best case) and extrapolated; once
+with the compiled loop running the steps, once with a call per step. Other
 programs sharing the CPU slow everything: the load average is printed.
 """
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
@@ -31,8 +34,10 @@ from tfscratch.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_runs", 500, "Networks per strategy.", lower_bound=2)
-flags.DEFINE_integer("chunk_size", 50, "Networks per stack.", lower_bound=1)
-flags.DEFINE_integer("one_at_a_time", 5, "Networks per strategy trained one "
+flags.DEFINE_integer("chunk_size", 25, "Networks per stack.", lower_bound=1)
+flags.DEFINE_integer("workers", len(os.sched_getaffinity(0)),
+                     "Chunks trained at once.", lower_bound=1)
+flags.DEFINE_integer("one_at_a_time", 6, "Networks per strategy trained one "
                      "at a time for the comparison.", lower_bound=1)
 flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adagrad", "adam"],
                   "Optimizer.")
@@ -69,92 +74,103 @@ def experiment_flops(strategy, num_networks, num_lit, num_test):
 
 
 def matmul_gflops(size, repeats=10):
+  """GFLOP/s of a size x size tf.matmul, ``--workers`` of them at once (each
+  on one thread, as the experiment's chunks run)."""
   a = tf.random.normal([size, size])
   b = tf.random.normal([size, size])
   product = tf.function(lambda: tf.matmul(a, b))
   product().numpy()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    product().numpy()
-    times.append(time.perf_counter() - start)
-  return 2 * size ** 3 / np.median(times) / 1e9
+
+  def products(task, trainers, stop):
+    del task, trainers, stop
+    for _ in range(repeats):
+      product().numpy()
+
+  start = time.perf_counter()
+  experiment.train_in_workers(products, range(FLAGS.workers), FLAGS.workers)
+  seconds = time.perf_counter() - start
+  return 2 * size ** 3 * repeats * FLAGS.workers / seconds / 1e9
 
 
 def load():
   return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def run_stacked(data, strategy, num_runs, chunk_size):
-  """Every chunk of ``strategy``, as python -m convergence trains them."""
-  trainers = {}
-  accuracies = []
-  for first in range(0, num_runs, chunk_size):
-    end = min(num_runs, first + chunk_size)
-    if end - first not in trainers:
-      trainers[end - first] = experiment.StackTrainer(
-          data, strategy, end - first, FLAGS.optimizer)
-    accuracies += trainers[end - first].train_runs(
-        range(first, end), seed=0, log_every=0)["test"].tolist()
-  return np.array(accuracies)
+def train(data, strategy, chunks, block_steps=experiment.BLOCK_STEPS):
+  """Trains ``chunks`` ((first, end) run ranges) as python -m convergence
+  does. Returns the accuracies and each chunk's training time (trainer
+  building excluded)."""
+
+  def train_chunk(chunk, trainers, stop):
+    first, end = chunk
+    trainer = experiment.cached_trainer(trainers, data, strategy, end - first,
+                                        FLAGS.optimizer)
+    start = time.perf_counter()
+    accuracies = trainer.train_runs(range(first, end), seed=0, log_every=0,
+                                    stop=stop, block_steps=block_steps)["test"]
+    return accuracies, time.perf_counter() - start
+
+  trained = experiment.train_in_workers(train_chunk, chunks, FLAGS.workers)
+  return (np.concatenate([accuracies for accuracies, _ in trained]),
+          [seconds for _, seconds in trained])
 
 
 def main(argv):
   del argv
+  experiment.use_one_thread_per_op(FLAGS.workers)
   set_seed(0)
-  print(f"{os.cpu_count()} CPUs; {load()}", flush=True)
+  print(f"{os.cpu_count()} CPUs, {FLAGS.workers} workers; {load()}",
+        flush=True)
   data = data_lib.load_data()
   num_lit = len(model_lib.lit_pixels(data.train.images))
   matmul_before = matmul_gflops(FLAGS.matmul_size)
-  print(f"tf.matmul {FLAGS.matmul_size}^2: {matmul_before:.1f} GFLOP/s",
-        flush=True)
+  print(f"tf.matmul {FLAGS.matmul_size}^2 x {FLAGS.workers}: "
+        f"{matmul_before:.1f} GFLOP/s", flush=True)
 
-  total_time, total_flops, stacked = 0.0, 0.0, {}
+  start = time.perf_counter()
+  stacked, total_flops = {}, 0.0
   for strategy in experiment.STRATEGIES:
-    start = time.perf_counter()
-    stacked[strategy] = run_stacked(data, strategy, FLAGS.num_runs,
-                                    FLAGS.chunk_size)
-    seconds = time.perf_counter() - start
-    flops = experiment_flops(strategy, FLAGS.num_runs, num_lit,
-                             len(data.test))
-    total_time += seconds
-    total_flops += flops
-    print(f"stacked {strategy}: {FLAGS.num_runs} networks in {seconds:.1f} s "
-          f"({flops / seconds / 1e9:.1f} GFLOP/s), mean accuracy "
+    chunks = [(first, min(FLAGS.num_runs, first + FLAGS.chunk_size))
+              for first in range(0, FLAGS.num_runs, FLAGS.chunk_size)]
+    stacked[strategy], _ = train(data, strategy, chunks)
+    total_flops += experiment_flops(strategy, FLAGS.num_runs, num_lit,
+                                    len(data.test))
+    print(f"stacked {strategy}: {FLAGS.num_runs} networks, mean accuracy "
           f"{100 * stacked[strategy].mean():.2f}%; {load()}", flush=True)
+  total_time = time.perf_counter() - start
 
-  alone_total = 0.0
-  for strategy in experiment.STRATEGIES:
-    runs = range(1, 1 + min(FLAGS.one_at_a_time, FLAGS.num_runs - 1))
-    trainer = experiment.StackTrainer(data, strategy, 1, FLAGS.optimizer)
-    # Network 0 traces the steps; the timing starts after it, so the
-    # one-at-a-time cost is its best case, with no tracing in it.
-    trainer.train_runs([0], seed=0, log_every=0)
-    start = time.perf_counter()
-    alone = np.array([trainer.train_runs([run], seed=0, log_every=0)["test"][0]
-                      for run in runs])
-    per_network = (time.perf_counter() - start) / len(runs)
-    alone_total += per_network * FLAGS.num_runs
-    same = int(np.sum(alone == stacked[strategy][runs.start:runs.stop]))
-    print(f"one at a time {strategy}: {per_network:.2f} s per network "
-          f"(runs {runs.start}-{runs.stop - 1}, after a warm-up network); "
-          f"accuracies equal to the stacked ones: {same}/{len(runs)}; "
-          f"{load()}", flush=True)
+  # One at a time, two ways: the same compiled loop (Python out of the
+  # loop, as in the stacks), and a call per step from Python (as the blog
+  # stepped its networks with sess.run).
+  alone_total = {"in-graph loop": 0.0, "a call per step": 0.0}
+  runs = range(min(FLAGS.one_at_a_time, FLAGS.num_runs))
+  for way, block_steps in zip(alone_total, (experiment.BLOCK_STEPS, 1)):
+    for strategy in experiment.STRATEGIES:
+      alone, seconds = train(data, strategy, [(run, run + 1) for run in runs],
+                             block_steps)
+      per_network = sum(seconds) / FLAGS.workers / len(runs)
+      alone_total[way] += per_network * FLAGS.num_runs
+      same = int(np.sum(alone == stacked[strategy][:len(runs)]))
+      print(f"one at a time, {way}, {strategy}: {per_network:.2f} s per "
+            f"network ({len(runs)} networks, {FLAGS.workers} at a time); "
+            f"accuracies equal to the stacked ones: {same}/{len(runs)}; "
+            f"{load()}", flush=True)
 
   matmul_after = matmul_gflops(FLAGS.matmul_size)
-  print(f"tf.matmul {FLAGS.matmul_size}^2 again: {matmul_after:.1f} GFLOP/s",
-        flush=True)
+  print(f"tf.matmul {FLAGS.matmul_size}^2 x {FLAGS.workers} again: "
+        f"{matmul_after:.1f} GFLOP/s", flush=True)
   print()
   print(f"blog scale ({FLAGS.num_runs} + {FLAGS.num_runs} networks, "
-        f"{FLAGS.optimizer}, chunks of {FLAGS.chunk_size}): "
-        f"{total_time:.1f} s wall")
+        f"{FLAGS.optimizer}, chunks of {FLAGS.chunk_size}, {FLAGS.workers} "
+        f"workers): {total_time:.1f} s wall")
   achieved = total_flops / total_time / 1e9
   matmul = (matmul_before + matmul_after) / 2
   print(f"achieved {achieved:.1f} GFLOP/s ({total_flops / 1e12:.2f} TFLOP "
         f"of matrix products) vs tf.matmul {matmul:.1f} GFLOP/s: "
         f"{achieved / matmul:.2f} of it")
-  print(f"one at a time (extrapolated): {alone_total:.1f} s; speed-up "
-        f"{alone_total / total_time:.1f}x")
+  for way, seconds in alone_total.items():
+    print(f"one at a time, {way} (extrapolated): {seconds:.1f} s; speed-up "
+          f"{seconds / total_time:.1f}x")
   print(load())
 
 

@@ -27,6 +27,7 @@ from convergence import results
 from convergence import stats
 from tfscratch import cli
 from tfscratch.outputs import RunOutputs
+from tfscratch.progress import print_line
 from tfscratch.seeding import set_seed
 
 FLAGS = flags.FLAGS
@@ -56,7 +57,7 @@ flags.DEFINE_integer("train_offset", data_lib.BLOG_TRAIN_OFFSET,
 flags.DEFINE_float("step_scale", 1.0, "Multiply every phase's number of "
                    "steps (and the step of the rate drop) by this, for quick "
                    "trials; 1 is the blog's schedule.")
-flags.DEFINE_integer("chunk_size", 50, "Networks trained side by side in one "
+flags.DEFINE_integer("chunk_size", 25, "Networks trained side by side in one "
                      "stack. Each finished chunk is checkpointed; a "
                      "resumed or sharded run must keep the same value.",
                      lower_bound=1)
@@ -77,6 +78,10 @@ flags.DEFINE_list("merge", None, "Instead of training, merge the results of "
 flags.DEFINE_integer("num_permutations", 10_000, "Relabellings for the "
                      "permutation p-values (and resamples for the bootstrap "
                      "intervals).", lower_bound=100)
+flags.DEFINE_integer("workers", len(os.sched_getaffinity(0)),
+                     "Chunks trained at once, each op on one thread "
+                     "(default: the CPUs this process may use). The numbers "
+                     "do not depend on it.", lower_bound=1)
 flags.DEFINE_integer("log_every", 200, "Steps between progress lines of a "
                      "chunk; 0 for only the last.", lower_bound=0)
 cli.define_run_flags(default_output_dir="runs/convergence")
@@ -119,34 +124,55 @@ BLOG = {"all_layers": {"mean": 0.87867, "std": 0.00274425},
         "layerwise": {"mean": 0.876439, "std": 0.00234411}}
 
 
-def train_strategy(strategy, chunks, config, data, outputs):
-  """Trains (or takes from checkpoints) every chunk; returns the accuracies
-  of all the chunks' runs in order."""
-  accuracies = []
-  trainers = {}  # by chunk length: the last chunk may be shorter
-  steps = experiment.total_steps(strategy, config["step_scale"])
-  for number, (first, end) in enumerate(chunks):
-    path = results.checkpoint_path(outputs.staging_dir, strategy, first, end)
-    if os.path.exists(path):
-      accuracies += results.load_chunk(path, config, strategy, first, end)
-      print(f"{strategy} runs {first}-{end - 1}: kept from {path}",
-            flush=True)
-      continue
+def train_chunks(strategies, chunks, config, data, outputs):
+  """Trains (or takes from checkpoints) every chunk of every strategy,
+  --workers at a time; returns dict strategy -> the accuracies of all its
+  chunks' runs, in run order."""
+  steps = {strategy: experiment.total_steps(strategy, config["step_scale"])
+           for strategy in strategies}
+  accuracies = {strategy: [None] * len(chunks) for strategy in strategies}
+  tasks = []
+  for strategy in strategies:
+    for number, (first, end) in enumerate(chunks):
+      path = results.checkpoint_path(outputs.staging_dir, strategy, first,
+                                     end)
+      if os.path.exists(path):
+        accuracies[strategy][number] = results.load_chunk(
+            path, config, strategy, first, end)
+        print(f"{strategy} runs {first}-{end - 1}: kept from {path}",
+              flush=True)
+      else:
+        tasks.append((strategy, number, first, end, path))
+
+  def train_chunk(task, trainers, stop):
+    strategy, number, first, end, path = task
     start = time.time()
-    if end - first not in trainers:
-      trainers[end - first] = experiment.StackTrainer(
-          data, strategy, end - first, config["optimizer"],
-          config["learning_rate"], config["step_scale"])
-    chunk_accuracies = trainers[end - first].train_runs(
-        range(first, end), config["seed"], log_every=FLAGS.log_every,
-        summary_step=lambda step, offset=number * steps: offset + step)["test"]
+    trainer = experiment.cached_trainer(
+        trainers, data, strategy, end - first, config["optimizer"],
+        config["learning_rate"], config["step_scale"])
+    # The default summary writer is per thread.
+    with outputs.summary_writer.as_default():
+      chunk_accuracies = trainer.train_runs(
+          range(first, end), config["seed"], log_every=FLAGS.log_every,
+          summary_step=lambda step: number * steps[strategy] + step,
+          stop=stop)["test"]
     results.save_chunk(path, config, strategy, first, end, chunk_accuracies)
-    print(f"{strategy} runs {first}-{end - 1}: test accuracy "
-          f"{100 * chunk_accuracies.mean():.2f}% ± "
-          f"{100 * chunk_accuracies.std():.2f} "
-          f"({time.time() - start:.1f} s, checkpointed)", flush=True)
-    accuracies += chunk_accuracies.tolist()
-  return accuracies
+    print_line(f"{strategy} runs {first}-{end - 1}: test accuracy "
+               f"{100 * chunk_accuracies.mean():.2f}% ± "
+               f"{100 * chunk_accuracies.std():.2f} "
+               f"({time.time() - start:.1f} s, checkpointed)")
+    return chunk_accuracies.tolist()
+
+  try:
+    trained = experiment.train_in_workers(train_chunk, tasks, FLAGS.workers)
+  except KeyboardInterrupt:
+    print_line(f"stopped: the finished chunks stay in {outputs.staging_dir}; "
+               "the same command resumes")
+    raise
+  for (strategy, number, *_), chunk_accuracies in zip(tasks, trained):
+    accuracies[strategy][number] = chunk_accuracies
+  return {strategy: [a for chunk in accuracies[strategy] for a in chunk]
+          for strategy in strategies}
 
 
 def full_metrics(config, strategies, accuracies, seed):
@@ -202,6 +228,7 @@ def write_full_results(outputs, config, strategies, accuracies, extra=None):
 
 
 def train():
+  experiment.use_one_thread_per_op(FLAGS.workers)
   set_seed(FLAGS.seed)
   learning_rate = (FLAGS.learning_rate or
                    experiment.DEFAULT_LEARNING_RATES[FLAGS.optimizer])
@@ -221,11 +248,7 @@ def train():
         f"{len(chunks)} chunk(s) of up to {FLAGS.chunk_size} networks, on "
         f"{len(data.train)} training images", flush=True)
   strategies = FLAGS.strategies
-  accuracies = {}
-  with outputs.summary_writer.as_default():
-    for strategy in strategies:
-      accuracies[strategy] = train_strategy(strategy, chunks, config, data,
-                                            outputs)
+  accuracies = train_chunks(strategies, chunks, config, data, outputs)
   if FLAGS.num_shards == 1:
     write_full_results(outputs, dict(config, num_runs=FLAGS.num_runs,
                                      chunk_size=FLAGS.chunk_size),

@@ -8,7 +8,7 @@ validation set, used only to choose learning rates for other optimizers.
 """
 import dataclasses
 
-import tensorflow as tf
+import numpy as np
 
 from tfscratch.errors import DataError
 from tfscratch.mnist import load_mnist
@@ -61,18 +61,18 @@ def load_data(data_dir=None, train_size=BLOG_TRAIN_SIZE,
 
 
 def batches(train, lit):
-  """Every distinct training batch, as tensors ready for the train step.
+  """Every distinct training batch, stacked for the training loop.
 
-  Step i of every phase uses batch i mod len(result): images 50 i mod n
+  Step i of every phase uses batch i mod K (K = n / 50): images 50 i mod n
   onward, in file order, exactly as the blog's ``start = (50*i) % 1000``.
 
   Args:
     train: the training Split; its size is a multiple of BATCH_SIZE.
     lit: the pixel indices the model trains on (``StackedNetworks.lit``).
   Returns:
-    A list of (x (50, P) float32, labels (50,) int64) tensor pairs.
+    (images float32 (K, 50, P), labels int64 (K, 50)).
   """
   images = train.images[:, lit]
-  return [tuple(tf.constant(array) for array in
-                ordered_batch(images, train.labels, BATCH_SIZE, step))
-          for step in range(len(train) // BATCH_SIZE)]
+  pairs = [ordered_batch(images, train.labels, BATCH_SIZE, step)
+           for step in range(len(train) // BATCH_SIZE)]
+  return (np.stack([x for x, _ in pairs]), np.stack([y for _, y in pairs]))

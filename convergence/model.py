@@ -65,6 +65,21 @@ def weight_shapes():
   return shapes
 
 
+@tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2 +
+             [tf.TensorSpec([], tf.int32)])
+def _draw_weights(seed, stream, run):
+  """The six random matrices of one network (see ``run_weights``); compiled,
+  as a chunk draws 300 of them. (fold_in's result depends on the dtype of
+  what is folded in; int32 for ``run`` and the matrix index.)"""
+  key = tf.random.experimental.stateless_fold_in(tf.stack([seed, stream]),
+                                                 run)
+  shapes = weight_shapes()
+  return {name: truncated_normal(
+      shapes[name], WEIGHT_STDDEV,
+      tf.random.experimental.stateless_fold_in(key, index))
+          for index, name in enumerate(WEIGHT_NAMES)}
+
+
 def run_weights(seed, stream, run):
   """The initial weights of one network, a function of (seed, stream, run) only.
 
@@ -80,18 +95,12 @@ def run_weights(seed, stream, run):
   Returns:
     dict name -> float32 array of weight_shapes()[name].
   """
-  key = tf.random.experimental.stateless_fold_in(
-      tf.constant([seed, stream], tf.int64), run)
-  weights = {}
-  for name, shape in weight_shapes().items():
-    if name in WEIGHT_NAMES:
-      matrix_seed = tf.random.experimental.stateless_fold_in(
-          key, WEIGHT_NAMES.index(name))
-      weights[name] = truncated_normal(shape, WEIGHT_STDDEV,
-                                       matrix_seed).numpy()
-    else:
-      weights[name] = np.full(shape, BIAS_INIT, np.float32)
-  return weights
+  drawn = _draw_weights(tf.constant(seed, tf.int64),
+                        tf.constant(stream, tf.int64),
+                        tf.constant(run, tf.int32))
+  return {name: (drawn[name].numpy() if name in WEIGHT_NAMES
+                 else np.full(shape, BIAS_INIT, np.float32))
+          for name, shape in weight_shapes().items()}
 
 
 def stack_weights(per_run):
@@ -251,32 +260,58 @@ class StackedNetworks(tf.Module):
     return weights
 
 
-def make_train_step(model, head, optimizer, batch_size):
-  """The compiled training step on head ``head`` for all N networks.
+def make_train_steps(model, head, optimizer, batches):
+  """The compiled training loop on head ``head`` for all N networks.
 
   Args:
     optimizer: built for ``model.phase_variables(head)`` (tfscratch
       optimizers, or anything with ``apply(gradients)`` in that order). Its
       updates are elementwise, so on stacked variables it updates every
       network exactly as it would update that network alone.
+    batches: (images (K, B, P) float32, labels (K, B) int64), every distinct
+      training batch (``data.batches``); step i uses batch i mod K.
   Returns:
-    train_step(x (B, P) float32, labels (B,) int64) -> losses (N,) before
-    the step. Fixed input signature: traced once, reused for every step.
+    train_steps(first_step, num_steps) -> float32 (num_steps,): takes steps
+    first_step .. first_step + num_steps - 1 and returns, for each, the mean
+    of the N networks' losses before it. Fixed input signature: traced
+    once, reused for every call.
+
+  The steps run in a ``tf.while_loop`` inside one call, so Python does not
+  stand between one step and the next: a step is a few milliseconds of work
+  in some 80 ops, and a return to Python after each one leaves the core idle
+  for a good part of that.
   """
   variables = model.phase_variables(head)
+  images, labels = (tf.constant(array) for array in batches)
+  num_batches = images.shape[0]
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([batch_size, model.num_lit], tf.float32),
-      tf.TensorSpec([batch_size], tf.int64)])
-  def train_step(x, labels):
+  def train_step(x, y):
     with tf.GradientTape() as tape:
-      losses = model.losses(x, labels, head)
+      losses = model.losses(x, y, head)
       # Network n's weights touch only losses[n], with weight 1 in the sum.
       total = tf.reduce_sum(losses)
-    optimizer.apply(tape.gradient(total, variables))
-    return losses
+    gradients = tape.gradient(total, variables)
+    # Update only once every gradient exists. An update while the backward
+    # pass still reads a weight makes TensorFlow copy that weight first, to
+    # keep the old value for the reader: about a tenth of a step.
+    with tf.control_dependencies(gradients):
+      optimizer.apply(gradients)
+    return tf.reduce_mean(losses)
 
-  return train_step
+  @tf.function(input_signature=[tf.TensorSpec([], tf.int32),
+                                tf.TensorSpec([], tf.int32)])
+  def train_steps(first_step, num_steps):
+    mean_losses = tf.TensorArray(tf.float32, size=num_steps)
+    for k in tf.range(num_steps):
+      batch = (first_step + k) % num_batches
+      mean_losses = mean_losses.write(k, train_step(images[batch],
+                                                    labels[batch]))
+    return mean_losses.stack()
+
+  # Traced now rather than at the first call: the first block of steps
+  # costs no more than the others, and the progress lines' rates stay true.
+  train_steps.get_concrete_function()
+  return train_steps
 
 
 def make_correct_counts(model, head=NUM_LAYERS):
@@ -291,6 +326,7 @@ def make_correct_counts(model, head=NUM_LAYERS):
     return tf.reduce_sum(
         tf.cast(tf.equal(predictions, labels[None, :]), tf.int32), axis=1)
 
+  correct_counts.get_concrete_function()  # traced now, as make_train_steps
   return correct_counts
 
 

@@ -44,6 +44,9 @@ flags.DEFINE_float("step_scale", 1.0, "Passed to every run (and the sweep): "
                    "less than 1 for a quick trial of this script.")
 flags.DEFINE_list("optimizers", ["sgd", "adagrad", "adam"],
                   "Optimizers to run at full scale.")
+flags.DEFINE_integer("workers", len(os.sched_getaffinity(0)),
+                     "Chunks trained at once, in the sweep and in each full "
+                     "run.", lower_bound=1)
 flags.DEFINE_string("figures_dir", None, "If set, copy each run's figure "
                     "here as accuracy_distributions_<optimizer>.png (the "
                     "README's are in convergence/figures).")
@@ -59,17 +62,28 @@ SWEEP_FIRST_RUN = 1_000_000
 
 def sweep(data, optimizer):
   """Mean validation accuracy of every rate in the grid; returns the rows and
-  the best rate."""
-  rows = []
+  the best rate. The (rate, strategy) pairs train --workers at a time."""
   runs = range(SWEEP_FIRST_RUN, SWEEP_FIRST_RUN + FLAGS.sweep_runs)
+  tasks = [(learning_rate, strategy)
+           for learning_rate in SWEEP_GRID[optimizer]
+           for strategy in experiment.STRATEGIES]
+
+  def train_chunk(task, trainers, stop):
+    del trainers  # every task has a rate of its own: nothing to reuse
+    learning_rate, strategy = task
+    trainer = experiment.StackTrainer(data, strategy, len(runs), optimizer,
+                                      learning_rate, FLAGS.step_scale)
+    return float(np.mean(trainer.train_runs(
+        runs, FLAGS.seed, log_every=0, evaluate_on=("validation",),
+        stop=stop)["validation"]))
+
+  accuracies = dict(zip(tasks, experiment.train_in_workers(
+      train_chunk, tasks, FLAGS.workers)))
+  rows = []
   for learning_rate in SWEEP_GRID[optimizer]:
     row = {"learning_rate": learning_rate}
     for strategy in experiment.STRATEGIES:
-      trainer = experiment.StackTrainer(data, strategy, len(runs), optimizer,
-                                        learning_rate, FLAGS.step_scale)
-      accuracy = trainer.train_runs(runs, FLAGS.seed, log_every=0,
-                                    evaluate_on=("validation",))["validation"]
-      row[strategy] = float(np.mean(accuracy))
+      row[strategy] = accuracies[learning_rate, strategy]
     row["mean"] = float(np.mean([row[s] for s in experiment.STRATEGIES]))
     print(f"{optimizer} lr {learning_rate:g}: validation accuracy " +
           ", ".join(f"{s} {100 * row[s]:.2f}%" for s in experiment.STRATEGIES),
@@ -90,7 +104,7 @@ def full_run(optimizer, learning_rate):
              f"--learning_rate={learning_rate}",
              f"--num_runs={FLAGS.num_runs}", f"--seed={FLAGS.seed}",
              f"--step_scale={FLAGS.step_scale}",
-             f"--output_dir={output_dir}"]
+             f"--workers={FLAGS.workers}", f"--output_dir={output_dir}"]
   if FLAGS.data_dir:
     command.append(f"--data_dir={FLAGS.data_dir}")
   if FLAGS.overwrite:
@@ -124,6 +138,7 @@ def summary_table(run_dirs):
 
 def main(argv):
   del argv
+  experiment.use_one_thread_per_op(FLAGS.workers)
   set_seed(FLAGS.seed)
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   learning_rates = {"sgd": experiment.DEFAULT_LEARNING_RATES["sgd"]}

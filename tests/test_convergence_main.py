@@ -55,7 +55,7 @@ class ConvergenceMainTest(tf.test.TestCase):
     mnist_fixture.real_mnist(validation_size=0)  # skips if MNIST is absent
     cls.tmp = tempfile.mkdtemp()
     cls.full_dir = os.path.join(cls.tmp, "full")
-    cls.full = run(*TINY, f"--output_dir={cls.full_dir}")
+    cls.full = run(*TINY, "--workers=2", f"--output_dir={cls.full_dir}")
 
   @classmethod
   def tearDownClass(cls):
@@ -141,6 +141,38 @@ class ConvergenceMainTest(tf.test.TestCase):
     full, result = load(self.full_dir), load(output_dir)
     for key in ("all_layers", "layerwise", "tests"):
       self.assertEqual(result[key], full[key])
+
+  def test_the_numbers_do_not_depend_on_the_workers(self):
+    """Chunks trained one at a time = two at a time, bit for bit."""
+    output_dir = os.path.join(self.tmp, "one_worker")
+    alone = run(*TINY, "--workers=1", f"--output_dir={output_dir}")
+    self.assertEqual(alone.returncode, 0, alone.stderr)
+    full, result = load(self.full_dir), load(output_dir)
+    for key in ("all_layers", "layerwise", "tests"):
+      self.assertEqual(result[key], full[key])
+
+  def test_ctrl_c_keeps_the_finished_chunks(self):
+    output_dir = os.path.join(self.tmp, "interrupted")
+    checkpoints = os.path.join(output_dir + ".partial",
+                               results.CHECKPOINT_DIR)
+    process = subprocess.Popen(
+        command(*TINY, "--workers=1", f"--output_dir={output_dir}"),
+        cwd=REPO_ROOT, env=environment(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        # A child of a background job may inherit SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    while time.time() < deadline and not (os.path.isdir(checkpoints) and [
+        name for name in os.listdir(checkpoints) if name.endswith(".json")]):
+      time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    self.assertEqual(process.returncode, 130, stderr)
+    self.assertEqual(stderr.strip(), "interrupted")
+    self.assertIn("the same command resumes", stdout)
+    self.assertNotEmpty([name for name in os.listdir(checkpoints)
+                         if name.endswith(".json")])
+    self.assertFalse(os.path.exists(output_dir))
 
   def test_bad_flags(self):
     for flags, message in (

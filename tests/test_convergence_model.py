@@ -2,6 +2,9 @@
 same network in tf.keras does with Keras's optimizers."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import threading
+import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -12,6 +15,7 @@ from convergence.keras_model import KERAS_OPTIMIZERS
 from convergence.keras_model import KerasNetwork
 from tests.mnist_fixture import real_mnist
 from tfscratch import optimizers
+from tfscratch.errors import NonFiniteError
 from tfscratch.mnist import Split
 from tfscratch.nn import ordered_batch
 
@@ -215,27 +219,94 @@ class StackedTrainingTest(tf.test.TestCase):
       self.assertAllClose(accuracies["test"][1],
                           np.mean(predictions == data.test.labels), atol=1e-3)
 
+  def test_blocks_of_steps_make_no_difference(self):
+    """35 steps in one call of the compiled loop, or in calls of 7 (the
+    batches continuing where the last call stopped), or 1 at a time: the
+    same weights, bit for bit."""
+    data = small_data()
+    final = []
+    for block in (35, 7, 1):
+      model = model_lib.StackedNetworks(
+          model_lib.initial_weights(0, 0, range(2)),
+          lit=model_lib.lit_pixels(data.train.images))
+      train_steps = model_lib.make_train_steps(
+          model, 2, optimizers.Adam(model.phase_variables(2), 0.001),
+          data_lib.batches(data.train, model.lit))
+      for first in range(0, 35, block):
+        train_steps(first, block)
+      final.append(model.run_weights(1))
+    for weights in final[1:]:
+      for name, value in final[0].items():
+        self.assertAllEqual(weights[name], value, msg=name)
+
+  def test_a_nan_stops_training_at_its_step(self):
+    data = small_data()
+    trainer = experiment.StackTrainer(data, "all_layers", 2,
+                                      schedule=SHORT_SCHEDULE[-1:])
+    weights = model_lib.initial_weights(0, 0, range(2))
+    weights["V3"][1, 0, 0] = np.nan
+    with self.assertRaisesRegex(NonFiniteError, "loss became nan at step 1"):
+      trainer.train(weights, label="chunk")
+
   def test_training_learns(self):
     """Loss well below chance (summed over the batch: 50 ln 10) and test
     accuracy far above chance after a short all-layers run."""
     data = small_data()
-    schedule = (experiment.Phase(head=3, steps=100, drop_at=75),)
     model = model_lib.StackedNetworks(
         model_lib.initial_weights(0, 0, range(2)),
         lit=model_lib.lit_pixels(data.train.images))
     optimizer = optimizers.SGD(model.phase_variables(3), 0.01)
-    step = model_lib.make_train_step(model, 3, optimizer, 50)
-    batches = data_lib.batches(data.train, model.lit)
-    chance = 50 * np.log(10)
-    first = step(*batches[0]).numpy()
-    self.assertAllGreater(first, 0.9 * chance)
-    for i in range(1, schedule[0].steps):
-      losses = step(*batches[i % len(batches)]).numpy()
-    self.assertAllLess(losses, 0.1 * chance)
+    train_steps = model_lib.make_train_steps(
+        model, 3, optimizer, data_lib.batches(data.train, model.lit))
+    chance = np.log(10) * 50
+    mean_losses = np.concatenate([train_steps(first, 20).numpy()
+                                  for first in range(0, 100, 20)])
+    self.assertEqual(mean_losses.shape, (100,))
+    self.assertGreater(mean_losses[0], 0.9 * chance)
+    self.assertLess(mean_losses[-1], 0.1 * chance)
     accuracy = model_lib.accuracies(model_lib.make_correct_counts(model),
                                     data.test.images, data.test.labels)
     self.assertAllGreater(accuracy, 0.6)
-    self.assertEqual(step.experimental_get_tracing_count(), 1)
+    self.assertEqual(train_steps.experimental_get_tracing_count(), 1)
+
+
+class TrainInWorkersTest(tf.test.TestCase):
+
+  def test_results_in_task_order_with_a_trainer_cache_per_thread(self):
+    caches = {}
+
+    def train_chunk(task, trainers, stop):
+      del stop
+      trainers.setdefault("built", threading.get_ident())
+      caches[threading.get_ident()] = trainers
+      time.sleep(0.01 * (5 - task))  # later tasks finish first
+      return task * 10
+
+    self.assertEqual(
+        experiment.train_in_workers(train_chunk, list(range(6)), 2),
+        [0, 10, 20, 30, 40, 50])
+    self.assertLen(caches, 2)
+    for thread, trainers in caches.items():
+      self.assertEqual(trainers["built"], thread)
+
+  def test_the_first_error_stops_the_rest(self):
+    started = []
+
+    def train_chunk(task, trainers, stop):
+      del trainers
+      started.append(task)
+      if task == 1:
+        raise NonFiniteError("chunk 1: loss became nan at step 3")
+      # A chunk in flight stops at its next block once told to.
+      if not stop.wait(timeout=60):
+        raise AssertionError("never told to stop")
+      raise experiment.Cancelled(str(task))
+
+    start = time.time()
+    with self.assertRaisesRegex(NonFiniteError, "chunk 1"):
+      experiment.train_in_workers(train_chunk, list(range(10)), 2)
+    self.assertLess(time.time() - start, 30)
+    self.assertCountEqual(started, [0, 1])
 
 
 if __name__ == "__main__":

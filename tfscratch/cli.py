@@ -29,7 +29,8 @@ def define_data_dir_flag():
 
 
 def run(main):
-  """Runs ``main`` under absl; a ScratchError ends it with one line, exit 1."""
+  """Runs ``main`` under absl; a ScratchError ends it with one line, exit 1;
+  Ctrl-C with one line, exit 130."""
 
   def main_with_clear_errors(argv):
     if len(argv) > 1:
@@ -39,5 +40,8 @@ def run(main):
     except ScratchError as error:
       print(f"error: {error}", file=sys.stderr, flush=True)
       sys.exit(1)
+    except KeyboardInterrupt:
+      print("interrupted", file=sys.stderr, flush=True)
+      sys.exit(130)  # the shell's code for "ended by Ctrl-C"
 
   app.run(main_with_clear_errors)

@@ -1,8 +1,17 @@
 """Progress lines for long training loops, with a NaN guard."""
 import math
+import sys
 import time
 
 from tfscratch.errors import NonFiniteError
+
+
+def print_line(text):
+  """Prints ``text`` and a newline in one write, flushed: lines printed by
+  threads working side by side never run into each other (``print`` writes
+  the text and its newline separately)."""
+  sys.stdout.write(text + "\n")
+  sys.stdout.flush()
 
 
 def format_duration(seconds):
@@ -36,6 +45,6 @@ class Progress:
     elapsed = time.time() - self.start_time
     rate = step / elapsed if elapsed > 0 else float("inf")
     remaining = (self.total_steps - step) / rate if rate > 0 else 0.0
-    print(f"{self.label}step {step:>{len(str(self.total_steps))}}/"
-          f"{self.total_steps}  loss {loss:.4f}  {rate:,.0f} steps/s  "
-          f"ETA {format_duration(remaining)}", flush=True)
+    print_line(f"{self.label}step {step:>{len(str(self.total_steps))}}/"
+               f"{self.total_steps}  loss {loss:.4f}  {rate:,.0f} steps/s  "
+               f"ETA {format_duration(remaining)}")
