@@ -30,6 +30,7 @@ import tensorflow as tf
 from convergence import data as data_lib
 from convergence import experiment
 from convergence import model as model_lib
+from convergence import results
 from tfscratch.seeding import set_seed
 
 FLAGS = flags.FLAGS
@@ -96,13 +97,14 @@ def load():
   return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def train(data, strategy, chunks, block_steps=experiment.BLOCK_STEPS):
-  """Trains ``chunks`` ((first, end) run ranges) as python -m convergence
-  does. Returns the accuracies and each chunk's training time (trainer
-  building excluded)."""
+def train(data, tasks, block_steps=experiment.BLOCK_STEPS):
+  """Trains ``tasks`` ((strategy, first, end): a chunk of runs of a strategy)
+  as python -m convergence does, all in one pool of workers. Returns, per
+  strategy, the accuracies in run order and each chunk's training time
+  (trainer building excluded)."""
 
-  def train_chunk(chunk, trainers, stop):
-    first, end = chunk
+  def train_chunk(task, trainers, stop):
+    strategy, first, end = task
     trainer = experiment.cached_trainer(trainers, data, strategy, end - first,
                                         FLAGS.optimizer)
     start = time.perf_counter()
@@ -110,9 +112,14 @@ def train(data, strategy, chunks, block_steps=experiment.BLOCK_STEPS):
                                     stop=stop, block_steps=block_steps)["test"]
     return accuracies, time.perf_counter() - start
 
-  trained = experiment.train_in_workers(train_chunk, chunks, FLAGS.workers)
-  return (np.concatenate([accuracies for accuracies, _ in trained]),
-          [seconds for _, seconds in trained])
+  trained = experiment.train_in_workers(train_chunk, tasks, FLAGS.workers)
+  accuracies, seconds = {}, {}
+  for (strategy, *_), (chunk_accuracies, chunk_seconds) in zip(tasks,
+                                                               trained):
+    accuracies.setdefault(strategy, []).extend(chunk_accuracies)
+    seconds.setdefault(strategy, []).append(chunk_seconds)
+  return ({strategy: np.array(values) for strategy, values in
+           accuracies.items()}, seconds)
 
 
 def main(argv):
@@ -128,16 +135,17 @@ def main(argv):
         f"{matmul_before:.1f} GFLOP/s", flush=True)
 
   start = time.perf_counter()
-  stacked, total_flops = {}, 0.0
-  for strategy in experiment.STRATEGIES:
-    chunks = [(first, min(FLAGS.num_runs, first + FLAGS.chunk_size))
-              for first in range(0, FLAGS.num_runs, FLAGS.chunk_size)]
-    stacked[strategy], _ = train(data, strategy, chunks)
-    total_flops += experiment_flops(strategy, FLAGS.num_runs, num_lit,
-                                    len(data.test))
-    print(f"stacked {strategy}: {FLAGS.num_runs} networks, mean accuracy "
-          f"{100 * stacked[strategy].mean():.2f}%; {load()}", flush=True)
+  stacked, _ = train(data, [
+      (strategy, first, end) for strategy in experiment.STRATEGIES
+      for first, end in results.chunk_ranges(FLAGS.num_runs,
+                                             FLAGS.chunk_size)])
   total_time = time.perf_counter() - start
+  total_flops = sum(experiment_flops(strategy, FLAGS.num_runs, num_lit,
+                                     len(data.test))
+                    for strategy in experiment.STRATEGIES)
+  for strategy, accuracies in stacked.items():
+    print(f"stacked {strategy}: {FLAGS.num_runs} networks, mean accuracy "
+          f"{100 * accuracies.mean():.2f}%; {load()}", flush=True)
 
   # One at a time, two ways: the same compiled loop (Python out of the
   # loop, as in the stacks), and a call per step from Python (as the blog
@@ -145,12 +153,13 @@ def main(argv):
   alone_total = {"in-graph loop": 0.0, "a call per step": 0.0}
   runs = range(min(FLAGS.one_at_a_time, FLAGS.num_runs))
   for way, block_steps in zip(alone_total, (experiment.BLOCK_STEPS, 1)):
+    alone, seconds = train(data, [
+        (strategy, run, run + 1) for strategy in experiment.STRATEGIES
+        for run in runs], block_steps)
     for strategy in experiment.STRATEGIES:
-      alone, seconds = train(data, strategy, [(run, run + 1) for run in runs],
-                             block_steps)
-      per_network = sum(seconds) / FLAGS.workers / len(runs)
+      per_network = sum(seconds[strategy]) / FLAGS.workers / len(runs)
       alone_total[way] += per_network * FLAGS.num_runs
-      same = int(np.sum(alone == stacked[strategy][:len(runs)]))
+      same = int(np.sum(alone[strategy] == stacked[strategy][:len(runs)]))
       print(f"one at a time, {way}, {strategy}: {per_network:.2f} s per "
             f"network ({len(runs)} networks, {FLAGS.workers} at a time); "
             f"accuracies equal to the stacked ones: {same}/{len(runs)}; "

@@ -238,9 +238,8 @@ def train_in_workers(train_chunk, tasks, workers):
       stop.set()
       for future in pending:
         future.cancel()
-  errors = [future.exception() for future in pending
-            if not future.cancelled() and future.exception() is not None]
-  for error in errors:
-    if not isinstance(error, Cancelled):
+  for future in pending:
+    error = None if future.cancelled() else future.exception()
+    if error is not None and not isinstance(error, Cancelled):
       raise error
   return [future.result() for future in pending]

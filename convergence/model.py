@@ -290,12 +290,7 @@ def make_train_steps(model, head, optimizer, batches):
       losses = model.losses(x, y, head)
       # Network n's weights touch only losses[n], with weight 1 in the sum.
       total = tf.reduce_sum(losses)
-    gradients = tape.gradient(total, variables)
-    # Update only once every gradient exists. An update while the backward
-    # pass still reads a weight makes TensorFlow copy that weight first, to
-    # keep the old value for the reader: about a tenth of a step.
-    with tf.control_dependencies(gradients):
-      optimizer.apply(gradients)
+    optimizer.apply(tape.gradient(total, variables))
     return tf.reduce_mean(losses)
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.int32),
