@@ -15,13 +15,14 @@ import tensorflow as tf
 from batchnorm_manual.model import (BatchNormNet, HIDDEN_SIZES, PlainNet,
                                     initial_weights, make_evaluate,
                                     make_train_step, predict_one_at_a_time)
-from tfscratch import cli, nn
-from tfscratch.figures import plt
-from tfscratch.mnist import load_mnist
+from tfscratch import nn
+from tfscratch.lab import cli
+from tfscratch.lab.figures import plt
+from tfscratch.lab.mnist import load_mnist
 from tfscratch.optimizers import SGD
-from tfscratch.outputs import RunOutputs
-from tfscratch.progress import Progress
-from tfscratch.seeding import set_seed
+from tfscratch.lab.outputs import RunOutputs
+from tfscratch.lab.progress import Progress
+from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 10_000, "Training steps (batches) for each "

@@ -20,9 +20,9 @@ import tensorflow as tf
 
 from batchnorm_manual.model import (BatchNormNet, IMAGE_SIZE, initial_weights,
                                     make_train_step)
-from tfscratch import cli
+from tfscratch.lab import cli
 from tfscratch import nn
-from tfscratch.mnist import load_mnist
+from tfscratch.lab.mnist import load_mnist
 from tfscratch.optimizers import SGD
 
 FLAGS = flags.FLAGS

@@ -31,7 +31,7 @@ from convergence import data as data_lib
 from convergence import experiment
 from convergence import model as model_lib
 from convergence import results
-from tfscratch.seeding import set_seed
+from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_runs", 500, "Networks per strategy.", lower_bound=2)

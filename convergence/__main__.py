@@ -25,10 +25,10 @@ from convergence import experiment
 from convergence import plots
 from convergence import results
 from convergence import stats
-from tfscratch import cli
-from tfscratch.outputs import RunOutputs
-from tfscratch.progress import print_line
-from tfscratch.seeding import set_seed
+from tfscratch.lab import cli
+from tfscratch.lab.outputs import RunOutputs
+from tfscratch.lab.progress import print_line
+from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_runs", 500, "Networks trained with each strategy, "

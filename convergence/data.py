@@ -10,9 +10,9 @@ import dataclasses
 
 import numpy as np
 
-from tfscratch.errors import DataError
-from tfscratch.mnist import load_mnist
-from tfscratch.mnist import Split
+from tfscratch.lab.errors import DataError
+from tfscratch.lab.mnist import load_mnist
+from tfscratch.lab.mnist import Split
 from tfscratch.nn import ordered_batch
 
 BATCH_SIZE = 50

@@ -27,7 +27,7 @@ import tensorflow as tf
 from convergence import data as data_lib
 from convergence import model as model_lib
 from tfscratch import optimizers
-from tfscratch.progress import Progress
+from tfscratch.lab.progress import Progress
 
 Phase = collections.namedtuple("Phase", ["head", "steps", "drop_at"])
 Phase.__doc__ = """Training on one head: ``steps`` steps; the learning rate

@@ -2,7 +2,7 @@
 import numpy as np
 
 from convergence import stats
-from tfscratch.figures import plt
+from tfscratch.lab.figures import plt
 
 LABELS = {"all_layers": "Train all layers",
           "layerwise": "Train layer-by-layer"}

@@ -30,10 +30,10 @@ import numpy as np
 
 from convergence import data as data_lib
 from convergence import experiment
-from tfscratch import cli
-from tfscratch.outputs import write_atomically
-from tfscratch.outputs import write_json
-from tfscratch.seeding import set_seed
+from tfscratch.lab import cli
+from tfscratch.lab.outputs import write_atomically
+from tfscratch.lab.outputs import write_json
+from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_runs", 500, "Networks per strategy in each full "

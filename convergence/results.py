@@ -20,8 +20,8 @@ import json
 import math
 import os
 
-from tfscratch.errors import ScratchError
-from tfscratch.outputs import write_json
+from tfscratch.lab.errors import ScratchError
+from tfscratch.lab.outputs import write_json
 
 CHECKPOINT_DIR = "checkpoints"
 RESULTS_FILE = "results.json"

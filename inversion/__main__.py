@@ -19,15 +19,15 @@ import tensorflow as tf
 
 from inversion import model
 from inversion import plots
-from tfscratch import cli
+from tfscratch.lab import cli
 from tfscratch import optimizers
-from tfscratch.errors import DataError
-from tfscratch.errors import ScratchError
-from tfscratch.mnist import load_mnist
+from tfscratch.lab.errors import DataError
+from tfscratch.lab.errors import ScratchError
+from tfscratch.lab.mnist import load_mnist
 from tfscratch.nn import ordered_batch
-from tfscratch.outputs import RunOutputs
-from tfscratch.progress import Progress
-from tfscratch.seeding import set_seed
+from tfscratch.lab.outputs import RunOutputs
+from tfscratch.lab.progress import Progress
+from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("train_steps", 2000, "Classifier training steps.",

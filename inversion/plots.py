@@ -7,9 +7,9 @@ written as a black square to a PNG or to TensorBoard.
 import numpy as np
 import tensorflow as tf
 
-from tfscratch.errors import NonFiniteError
-from tfscratch.figures import image_grid
-from tfscratch.figures import plt
+from tfscratch.lab.errors import NonFiniteError
+from tfscratch.lab.figures import image_grid
+from tfscratch.lab.figures import plt
 
 
 def require_finite(images, what, stage, step):
@@ -87,7 +87,7 @@ def save_grids(outputs, name, panels, columns, stage, step, title=None,
   ``tf.summary.image("<name>/<panel title>")``.
 
   Args:
-    outputs: the run's tfscratch.outputs.RunOutputs.
+    outputs: the run's tfscratch.lab.outputs.RunOutputs.
     panels: list of (title, raw images (n, 784)).
   """
   for panel_title, images in panels:

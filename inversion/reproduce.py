@@ -21,9 +21,9 @@ import sys
 
 from absl import flags
 
-from tfscratch import cli
-from tfscratch.errors import ScratchError
-from tfscratch.outputs import write_atomically
+from tfscratch.lab import cli
+from tfscratch.lab.errors import ScratchError
+from tfscratch.lab.outputs import write_atomically
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("figures_dir", None, "If set, copy the run's PNG figures "

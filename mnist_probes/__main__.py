@@ -12,13 +12,13 @@ from mnist_probes.model import (MLP, AuxiliaryHead, make_aux_train_step,
                                 make_forward, make_train_step)
 from mnist_probes.pca import fit_pca
 from mnist_probes.probe import LogisticRegression
-from tfscratch import cli
-from tfscratch.errors import DataError
+from tfscratch.lab import cli
+from tfscratch.lab.errors import DataError
 from tfscratch.nn import accuracy, ordered_batch
 from tfscratch.optimizers import SGD
-from tfscratch.outputs import RunOutputs
-from tfscratch.progress import Progress
-from tfscratch.seeding import set_seed
+from tfscratch.lab.outputs import RunOutputs
+from tfscratch.lab.progress import Progress
+from tfscratch.lab.seeding import set_seed
 
 TRAIN_SPLIT_SIZE = 55_000
 TEST_SPLIT_SIZE = 10_000

@@ -8,7 +8,7 @@ of ``tensorflow/examples/tutorials/mnist``), which set aside the *first*
 (Checked: scikit-learn's 2016 default probe on the pixels of images
 5,000-5,999 scores exactly the blog's 0.828; on images 0-999 it scores 0.842.)
 """
-from tfscratch.mnist import load_mnist
+from tfscratch.lab.mnist import load_mnist
 
 SPLITS = ("blog", "first")
 

@@ -1,7 +1,7 @@
 """The experiment's figures (matplotlib), one function per PNG."""
 import numpy as np
 
-from tfscratch.figures import plt
+from tfscratch.lab.figures import plt
 
 PC_PAIRS = ((0, 1), (0, 2), (1, 2))
 DIGIT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")

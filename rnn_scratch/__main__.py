@@ -10,11 +10,12 @@ import tensorflow as tf
 from rnn_scratch import data
 from rnn_scratch.keras_model import KerasEchoRNN, KerasOptimizer
 from rnn_scratch.model import EchoRNN, make_train_step
-from tfscratch import cli, optimizers
-from tfscratch.figures import plt
-from tfscratch.outputs import RunOutputs
-from tfscratch.progress import Progress
-from tfscratch.seeding import set_seed
+from tfscratch import optimizers
+from tfscratch.lab import cli
+from tfscratch.lab.figures import plt
+from tfscratch.lab.outputs import RunOutputs
+from tfscratch.lab.progress import Progress
+from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_steps", 5, "Window length: steps unrolled per "

@@ -15,14 +15,9 @@ window's loss stops at its own s_0.
 """
 import tensorflow as tf
 
+from tfscratch.nn import glorot_uniform
+
 NUM_CLASSES = 2
-
-
-def glorot_uniform(shape, seed):
-  """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)); TF1's get_variable default."""
-  limit = (6.0 / (shape[0] + shape[1])) ** 0.5
-  return tf.random.stateless_uniform(shape, seed=seed, minval=-limit,
-                                     maxval=limit)
 
 
 class EchoRNN(tf.Module):

@@ -10,9 +10,9 @@ import functools
 import os
 import unittest
 
-from tfscratch.mnist import DATA_DIR_ENV
-from tfscratch.mnist import load_mnist
-from tfscratch.mnist import MnistNotFoundError
+from tfscratch.lab.mnist import DATA_DIR_ENV
+from tfscratch.lab.mnist import load_mnist
+from tfscratch.lab.mnist import MnistNotFoundError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST_DIR = os.path.normpath(

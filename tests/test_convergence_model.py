@@ -15,8 +15,8 @@ from convergence.keras_model import KERAS_OPTIMIZERS
 from convergence.keras_model import KerasNetwork
 from tests.mnist_fixture import real_mnist
 from tfscratch import optimizers
-from tfscratch.errors import NonFiniteError
-from tfscratch.mnist import Split
+from tfscratch.lab.errors import NonFiniteError
+from tfscratch.lab.mnist import Split
 from tfscratch.nn import ordered_batch
 
 TRAIN_SIZE = 100

@@ -14,9 +14,9 @@ from inversion import model
 from inversion import plots
 from tests.mnist_fixture import real_mnist
 from tfscratch import optimizers
-from tfscratch.errors import NonFiniteError
+from tfscratch.lab.errors import NonFiniteError
 from tfscratch.nn import ordered_batch
-from tfscratch.outputs import RunOutputs
+from tfscratch.lab.outputs import RunOutputs
 
 TINY_SIZES = (9, 5, 4, 3)  # 3x3 "images", two hidden layers, 3 classes
 

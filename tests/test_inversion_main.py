@@ -12,7 +12,7 @@ import tensorflow as tf
 from tests.mnist_fixture import real_mnist
 from tests.mnist_fixture import REPO_ROOT
 from tests.mnist_fixture import SHARED_MNIST_DIR
-from tfscratch.mnist import DATA_DIR_ENV
+from tfscratch.lab.mnist import DATA_DIR_ENV
 
 TINY_FLAGS = ["--train_steps=30", "--batch_size=200", "--learning_rate=0.1",
               "--confidence=0.5", "--inverse_steps=10",

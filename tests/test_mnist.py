@@ -1,4 +1,4 @@
-"""Tests for tfscratch.mnist: small IDX files of our own, then real MNIST."""
+"""Tests for tfscratch.lab.mnist: small IDX files of our own, then real MNIST."""
 import tfscratch  # noqa: F401  (silences TensorFlow start-up)
 
 import gzip
@@ -10,11 +10,11 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from tfscratch.errors import DataError
-from tfscratch.mnist import load_mnist
-from tfscratch.mnist import MnistNotFoundError
-from tfscratch.mnist import read_idx
-from tfscratch.mnist import Split
+from tfscratch.lab.errors import DataError
+from tfscratch.lab.mnist import load_mnist
+from tfscratch.lab.mnist import MnistNotFoundError
+from tfscratch.lab.mnist import read_idx
+from tfscratch.lab.mnist import Split
 from tests.mnist_fixture import real_mnist
 
 _RNG = np.random.default_rng(0)

@@ -1,100 +1,13 @@
-"""The shared package: run outputs, progress, figures, building blocks, seeds."""
+"""tfscratch's ML core: building blocks, the in-graph loop; and seeding."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
-
-import io
-import json
-import os
-from unittest import mock
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfscratch import nn
-from tfscratch.errors import NonFiniteError, OutputDirError
-from tfscratch.figures import image_grid, plt
-from tfscratch.outputs import RunOutputs, write_json
-from tfscratch.progress import Progress, format_duration
-from tfscratch.seeding import set_seed
-
-
-class RunOutputsTest(tf.test.TestCase):
-
-  def test_finish_writes_results_and_moves_staging_into_place(self):
-    output_dir = os.path.join(self.get_temp_dir(), "fresh")
-    outputs = RunOutputs(output_dir)
-    self.assertFalse(os.path.exists(output_dir))
-    figure, axes = plt.subplots()
-    axes.plot([0, 1])
-    outputs.save_figure(figure, "curve.png")
-    outputs.finish({"accuracy": np.float32(0.5)})
-    self.assertFalse(os.path.exists(output_dir + ".partial"))
-    with open(os.path.join(output_dir, "results.json")) as f:
-      written = json.load(f)
-    self.assertEqual(written["accuracy"], 0.5)
-    for key in ("flags", "seed", "versions", "wall_time_seconds"):
-      self.assertIn(key, written)
-    self.assertEqual(written["versions"]["tensorflow"], tf.__version__)
-    with open(os.path.join(output_dir, "curve.png"), "rb") as f:
-      self.assertEqual(f.read(4), b"\x89PNG")
-
-  def test_existing_run_needs_overwrite_and_survives_a_failed_run(self):
-    output_dir = os.path.join(self.get_temp_dir(), "existing")
-    RunOutputs(output_dir).finish({"run": 1})
-    with self.assertRaisesRegex(OutputDirError, "--overwrite"):
-      RunOutputs(output_dir)
-    RunOutputs(output_dir, overwrite=True).write_json("partial.json", {})
-    # The second run never finished: the first is untouched.
-    with open(os.path.join(output_dir, "results.json")) as f:
-      self.assertEqual(json.load(f)["run"], 1)
-    RunOutputs(output_dir, overwrite=True).finish({"run": 3})
-    with open(os.path.join(output_dir, "results.json")) as f:
-      self.assertEqual(json.load(f)["run"], 3)
-    self.assertFalse(os.path.exists(os.path.join(output_dir, "partial.json")))
-
-  def test_resume_keeps_the_staging_directory(self):
-    output_dir = os.path.join(self.get_temp_dir(), "resumed")
-    RunOutputs(output_dir).write_json("chunk_0.json", {"done": True})
-    self.assertFalse(os.path.exists(
-        RunOutputs(output_dir).path("chunk_0.json")))
-    RunOutputs(output_dir).write_json("chunk_0.json", {"done": True})
-    self.assertTrue(os.path.exists(
-        RunOutputs(output_dir, resume=True).path("chunk_0.json")))
-
-  def test_failed_write_leaves_the_old_file(self):
-    path = os.path.join(self.get_temp_dir(), "data.json")
-    write_json(path, {"a": 1})
-    with self.assertRaises(TypeError):
-      write_json(path, {"a": object()})
-    with open(path) as f:
-      self.assertEqual(json.load(f), {"a": 1})
-    self.assertEqual(os.listdir(self.get_temp_dir()).count("data.json"), 1)
-    self.assertFalse([name for name in os.listdir(self.get_temp_dir())
-                      if name.endswith(".tmp")])
-
-
-class ProgressTest(tf.test.TestCase):
-
-  def test_prints_step_loss_rate_and_eta(self):
-    progress = Progress(total_steps=10, every=5, label="plain")
-    with mock.patch("sys.stdout", new_callable=io.StringIO) as stdout:
-      for step in range(1, 11):
-        progress.update(step, 1.0 / step)
-    lines = stdout.getvalue().splitlines()
-    self.assertLen(lines, 2)
-    self.assertRegex(lines[0], r"^plain step  5/10  loss 0\.2000  .* steps/s"
-                     r"  ETA \d+:\d\d:\d\d$")
-
-  def test_non_finite_loss_names_the_step(self):
-    progress = Progress(total_steps=10)
-    progress.update(1, 0.5)
-    with self.assertRaisesRegex(NonFiniteError, "nan at step 2"):
-      progress.update(2, float("nan"))
-    with self.assertRaisesRegex(NonFiniteError, "inf at step 3"):
-      progress.update(3, np.float32("inf"))
-
-  def test_format_duration(self):
-    self.assertEqual(format_duration(3725.4), "1:02:05")
+from tfscratch import loop, nn
+from tfscratch.lab.figures import image_grid
+from tfscratch.lab.seeding import set_seed
 
 
 class BuildingBlocksTest(tf.test.TestCase):
@@ -109,7 +22,6 @@ class BuildingBlocksTest(tf.test.TestCase):
     reference.set_weights([weights, bias])
     self.assertAllClose(nn.Dense(weights, bias, tf.tanh)(x), reference(x),
                         rtol=1e-6, atol=1e-6)
-    self.assertAllClose(nn.Dense(weights)(x), x @ weights)
 
   def test_truncated_normal_is_truncated_and_seeded(self):
     draw = nn.truncated_normal((20000,), stddev=0.1, seed=(1, 2))
@@ -143,6 +55,33 @@ class BuildingBlocksTest(tf.test.TestCase):
     self.assertAllClose(grid[3:, 0], [0.3, 0.3])
     self.assertAllClose(grid[2], np.ones(5))
     self.assertAllClose(grid[3:, 3:], np.ones((2, 2)))
+
+
+class CompileStepsTest(tf.test.TestCase):
+
+  def test_k_steps_in_one_call_equal_k_calls_and_trace_once(self):
+    data = tf.constant(np.random.default_rng(0).normal(size=(7, 3)),
+                       tf.float32)
+
+    def make():
+      w = tf.Variable(tf.ones(3))
+
+      def step(i):
+        with tf.GradientTape() as tape:
+          loss = tf.reduce_sum(tf.square(w * data[i % 7] - 1.0))
+        w.assign_sub(0.05 * tape.gradient(loss, w))
+        return loss
+
+      return w, loop.compile_steps(step)
+
+    w_one, steps_one = make()
+    w_many, steps_many = make()
+    losses = steps_many(0, 20).numpy()
+    singles = [steps_one(i, 1).numpy()[0] for i in range(20)]
+    self.assertAllEqual(w_one, w_many)
+    self.assertAllEqual(losses, singles)
+    self.assertEqual(loop.trace_counts(a=steps_one, b=steps_many),
+                     {"a": 1, "b": 1})
 
 
 class SeedingTest(tf.test.TestCase):

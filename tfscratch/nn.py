@@ -1,12 +1,30 @@
-"""Small building blocks the MNIST experiments share.
+"""Small building blocks the experiments share.
 
-  Dense:   y = activation(x W + b)        x: (batch, n_in), W: (n_in, n_out)
+  truncated_normal:      N(0, s^2) redrawn beyond 2s (the blogs' initialiser)
+  glorot_uniform:        U(-a, a), a = sqrt(6 / (fan_in + fan_out))
+  Dense:                 y = activation(x W + b)   x: (batch, n_in), W: (n_in, n_out)
   summed_cross_entropy:  sum over the batch of -log softmax(logits)[label]
   accuracy:              fraction of argmax(logits) == label
   ordered_batch:         batch i of a dataset walked in order, wrapping round
+
+Both initialisers take a stateless seed (a pair of ints): the same seed gives
+the same weights whatever else has drawn random numbers before.
 """
 import numpy as np
 import tensorflow as tf
+
+# MNIST's shapes, used by every MNIST experiment.
+IMAGE_SIZE = 28                      # pixels per side
+NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 784: an image flattened row by row
+NUM_CLASSES = 10                     # the digits 0..9
+
+
+def glorot_uniform(shape, seed):
+  """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) for a (fan_in, fan_out)
+  matrix: TF1's ``get_variable`` default and Keras' ``GlorotUniform``."""
+  limit = (6.0 / (shape[0] + shape[1])) ** 0.5
+  return tf.random.stateless_uniform(shape, seed=seed, minval=-limit,
+                                     maxval=limit)
 
 
 def truncated_normal(shape, stddev, seed):

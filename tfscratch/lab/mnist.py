@@ -48,11 +48,10 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from tfscratch.errors import DataError
+from tfscratch.lab.errors import DataError
+from tfscratch.nn import IMAGE_SIZE, NUM_CLASSES
 
 DATA_DIR_ENV = "MNIST_DATA_DIR"
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
 FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

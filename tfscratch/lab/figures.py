@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # no display here; must precede pyplot's import
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from tfscratch.outputs import write_atomically
+from tfscratch.lab.files import write_atomically
 
 
 def save_figure(figure, path, dpi=120):

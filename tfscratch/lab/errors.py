@@ -13,5 +13,9 @@ class NonFiniteError(ScratchError):
   """Training produced NaN or infinity; the message names the step."""
 
 
+class DivergenceError(ScratchError):
+  """The loss stayed far above its starting value: the run blew up."""
+
+
 class OutputDirError(ScratchError):
   """The output directory cannot be used without losing earlier results."""

@@ -1,0 +1,289 @@
+"""The lab: run outputs (and the data they must never lose), the monitor and
+its guard, the shared flags, and TensorFlow's quiet start-up."""
+import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from unittest import mock
+
+import numpy as np
+import tensorflow as tf
+
+from tfscratch import _startup
+from tfscratch.lab.errors import DivergenceError, NonFiniteError, OutputDirError
+from tfscratch.lab.figures import plt
+from tfscratch.lab.files import write_json
+from tfscratch.lab.monitor import Guard, Monitor, format_duration
+from tfscratch.lab.outputs import MARKER, RunOutputs
+
+
+def read_results(output_dir):
+  with open(os.path.join(output_dir, "results.json")) as f:
+    return json.load(f)
+
+
+class RunOutputsTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.root = tempfile.mkdtemp(dir=self.get_temp_dir())
+
+  def test_finish_writes_results_and_moves_staging_into_place(self):
+    output_dir = os.path.join(self.root, "fresh")
+    outputs = RunOutputs(output_dir)
+    self.assertFalse(os.path.exists(output_dir))
+    figure, axes = plt.subplots()
+    axes.plot([0, 1])
+    outputs.save_figure(figure, "curve.png")
+    outputs.finish({"accuracy": np.float32(0.5)})
+    self.assertFalse(os.path.exists(output_dir + ".partial"))
+    written = read_results(output_dir)
+    self.assertEqual(written["accuracy"], 0.5)
+    for key in ("flags", "seed", "versions", "wall_time_seconds"):
+      self.assertIn(key, written)
+    self.assertEqual(written["versions"]["tensorflow"], tf.__version__)
+    self.assertTrue(os.path.isfile(os.path.join(output_dir, MARKER)))
+    with open(os.path.join(output_dir, "curve.png"), "rb") as f:
+      self.assertEqual(f.read(4), b"\x89PNG")
+
+  def test_existing_run_needs_overwrite_and_survives_a_failed_run(self):
+    output_dir = os.path.join(self.root, "existing")
+    RunOutputs(output_dir).finish({"run": 1})
+    with self.assertRaisesRegex(OutputDirError, "--overwrite"):
+      RunOutputs(output_dir)
+    unfinished = RunOutputs(output_dir, overwrite=True)
+    unfinished.write_json("partial.json", {})
+    unfinished.release()
+    # The second run never finished: the first is untouched.
+    self.assertEqual(read_results(output_dir)["run"], 1)
+    RunOutputs(output_dir, overwrite=True).finish({"run": 3})
+    self.assertEqual(read_results(output_dir)["run"], 3)
+    self.assertFalse(os.path.exists(os.path.join(output_dir, "partial.json")))
+
+  def test_resume_keeps_the_staging_directory(self):
+    output_dir = os.path.join(self.root, "resumed")
+    first = RunOutputs(output_dir)
+    first.write_json("chunk_0.json", {"done": True})
+    first.release()
+    second = RunOutputs(output_dir)
+    self.assertFalse(os.path.exists(second.path("chunk_0.json")))
+    second.write_json("chunk_0.json", {"done": True})
+    second.release()
+    self.assertTrue(os.path.exists(
+        RunOutputs(output_dir, resume=True).path("chunk_0.json")))
+
+  def test_overwrite_never_replaces_what_is_not_a_run(self):
+    folder = os.path.join(self.root, "my_photos")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "holiday.jpg"), "w") as f:
+      f.write("precious")
+    with self.assertRaisesRegex(OutputDirError, "not a run of this project"):
+      RunOutputs(folder, overwrite=True)
+    self.assertTrue(os.path.isfile(os.path.join(folder, "holiday.jpg")))
+    # A parent of runs is not a run either.
+    runs = os.path.join(self.root, "runs")
+    RunOutputs(os.path.join(runs, "a")).finish({})
+    with self.assertRaisesRegex(OutputDirError, "not a run of this project"):
+      RunOutputs(runs, overwrite=True)
+    self.assertTrue(os.path.isfile(os.path.join(runs, "a", "results.json")))
+
+  def test_a_foreign_staging_directory_is_never_deleted(self):
+    output_dir = os.path.join(self.root, "out")
+    os.makedirs(output_dir + ".partial")
+    with open(os.path.join(output_dir + ".partial", "notes.txt"), "w") as f:
+      f.write("mine")
+    with self.assertRaisesRegex(OutputDirError, "not a run of this project"):
+      RunOutputs(output_dir)
+    self.assertTrue(os.path.isfile(
+        os.path.join(output_dir + ".partial", "notes.txt")))
+
+  def test_refuses_the_current_directory_its_parents_empty_and_protected(self):
+    with mock.patch("os.getcwd", return_value=self.root):
+      for output_dir in (".", self.root, os.path.dirname(self.root)):
+        with self.assertRaisesRegex(OutputDirError, "current directory"):
+          RunOutputs(output_dir, overwrite=True)
+    for output_dir in ("", "  "):
+      with self.assertRaisesRegex(OutputDirError, "--output_dir is empty"):
+        RunOutputs(output_dir, overwrite=True)
+    data = os.path.join(self.root, "data", "mnist")
+    os.makedirs(data)
+    for output_dir in (data, os.path.dirname(data)):
+      with self.assertRaisesRegex(OutputDirError, "which this run reads"):
+        RunOutputs(output_dir, overwrite=True, protected=[data])
+    self.assertTrue(os.path.isdir(data))
+
+  def test_a_second_concurrent_run_fails_at_once(self):
+    output_dir = os.path.join(self.root, "busy")
+    first = RunOutputs(output_dir)
+    first.write_json("work.json", {"step": 1})
+    with self.assertRaisesRegex(OutputDirError, "another run is writing"):
+      RunOutputs(output_dir, overwrite=True)
+    self.assertTrue(os.path.isfile(first.path("work.json")))
+    first.finish({"run": 1})
+    RunOutputs(output_dir, overwrite=True).finish({"run": 2})
+    self.assertEqual(read_results(output_dir)["run"], 2)
+
+  def test_a_symlinked_output_dir_is_written_where_it_points(self):
+    target = os.path.join(self.root, "target")
+    link = os.path.join(self.root, "link")
+    RunOutputs(target).finish({"run": 1})
+    os.symlink(target, link)
+    RunOutputs(link, overwrite=True).finish({"run": 2})
+    self.assertEqual(read_results(target)["run"], 2)
+    self.assertTrue(os.path.islink(link))
+    os.remove(link)  # tf.test's clean-up would follow it
+
+  def test_finish_can_record_other_flags_and_seed(self):
+    output_dir = os.path.join(self.root, "merged")
+    RunOutputs(output_dir).finish({}, recorded_flags={"seed": 3, "n": 4},
+                                  seed=3)
+    results = read_results(output_dir)
+    self.assertEqual(results["flags"], {"seed": 3, "n": 4})
+    self.assertEqual(results["seed"], 3)
+
+  def test_failed_write_leaves_the_old_file(self):
+    path = os.path.join(self.root, "data.json")
+    write_json(path, {"a": 1})
+    with self.assertRaises(TypeError):
+      write_json(path, {"a": object()})
+    with open(path) as f:
+      self.assertEqual(json.load(f), {"a": 1})
+    self.assertEqual(os.listdir(self.root), ["data.json"])
+
+  def test_json_is_standard_json(self):
+    path = os.path.join(self.root, "data.json")
+    write_json(path, {"a": float("inf"), "b": [np.float32("nan"), 1.5]})
+    with open(path) as f:
+      text = f.read()
+    self.assertNotIn("Infinity", text)
+    self.assertNotIn("NaN", text)
+    self.assertEqual(json.loads(text), {"a": None, "b": [None, 1.5]})
+
+
+class MonitorTest(tf.test.TestCase):
+
+  def test_prints_step_loss_rate_and_eta_at_log_boundaries(self):
+    monitor = Monitor(total_steps=10, every=5, label="plain")
+    with mock.patch("sys.stdout", new_callable=io.StringIO) as stdout:
+      for first in (0, 3, 6, 9):
+        count = min(3, 10 - first)
+        monitor.record(first, [1.0 / (first + k + 1) for k in range(count)])
+    lines = stdout.getvalue().splitlines()
+    self.assertLen(lines, 2)  # crossing 5 (at 6) and the last step
+    self.assertRegex(lines[0], r"^plain step  6/10  loss 0\.1667  .* steps/s"
+                     r"  ETA \d+:\d\d:\d\d$")
+    self.assertRegex(lines[1], r"^plain step 10/10  loss 0\.1000")
+
+  def test_non_finite_loss_names_the_exact_step(self):
+    guard = Guard()
+    guard.check(0, [0.5, 0.4])
+    with self.assertRaisesRegex(NonFiniteError, "nan at step 5"):
+      guard.check(2, [0.3, 0.2, float("nan"), 0.1])
+    with self.assertRaisesRegex(NonFiniteError, "inf at step 3"):
+      Guard().check(0, np.float32([1, 1, np.inf]))
+
+  def test_divergence_needs_patience_reads_in_a_row(self):
+    guard = Guard(factor=10, patience=3)
+    guard.check(0, [1.0, 0.9])
+    guard.check(2, [50.0])
+    guard.check(3, [50.0])
+    guard.check(4, [0.5])  # back below: the count starts again
+    guard.check(5, [50.0])
+    guard.check(6, [50.0])
+    with self.assertRaisesRegex(DivergenceError,
+                                r"mean loss 50 up to step 8 .* 10x the first "
+                                r"step's 1 for 3 reads"):
+      guard.check(7, [50.0])
+
+  def test_a_run_that_learns_is_never_stopped(self):
+    guard = Guard(factor=2, patience=1)
+    for first, loss in enumerate(np.linspace(2.0, 0.1, 50)):
+      guard.check(first, [loss * 1.9 if first == 0 else loss])
+
+  def test_format_duration(self):
+    self.assertEqual(format_duration(3725.4), "1:02:05")
+
+
+CLI_PROGRAM = textwrap.dedent("""
+    import tfscratch
+    from absl import flags
+    from tfscratch.lab import cli
+    cli.define_learning_rate(0.1)
+    cli.define_float("weight", 0.0, "A weight.", minimum=0)
+    cli.define_run_flags("runs/x")
+    def main(argv):
+      print("ran", flags.FLAGS.learning_rate, flags.FLAGS.seed)
+      if flags.FLAGS.weight == 7:
+        open("/nonexistent-dir/file", "w")
+    cli.run(main)
+""")
+
+
+class CliTest(tf.test.TestCase):
+
+  def run_program(self, *args):
+    return subprocess.run([sys.executable, "-c", CLI_PROGRAM, *args],
+                          capture_output=True, text=True, timeout=120)
+
+  def test_bad_values_give_one_line(self):
+    for flag, message in (
+        ("--learning_rate=inf", "--learning_rate must be finite and > 0"),
+        ("--learning_rate=nan", "--learning_rate must be finite and > 0"),
+        ("--learning_rate=0", "--learning_rate must be finite and > 0"),
+        ("--weight=-1", "--weight must be finite and >= 0"),
+        ("--weight=nan", "--weight must be finite and >= 0"),
+        ("--seed=4294967296", "seed"),
+        ("--seed=-1", "seed"),
+    ):
+      result = self.run_program(flag)
+      self.assertEqual(result.returncode, 1, flag)
+      self.assertIn(message, result.stderr, flag)
+      self.assertNotIn("Traceback", result.stderr, flag)
+
+  def test_good_values_run_and_os_errors_are_one_line(self):
+    result = self.run_program("--learning_rate=0.5", "--seed=4294967295")
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn("ran 0.5 4294967295", result.stdout)
+    result = self.run_program("--weight=7")
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(result.stderr.strip(),
+                     "error: /nonexistent-dir/file: No such file or directory")
+
+
+class StartupTest(tf.test.TestCase):
+
+  def test_noise_is_dropped_and_real_errors_kept(self):
+    captured = (
+        "WARNING: All log messages before absl::InitializeLog() is called are "
+        "written to STDERR\n"
+        "I0000 00:00:1.2 2308 port.cc:153] oneDNN custom operations are on.\n"
+        "I0000 00:00:1.2 2308 cudart_stub.cc:31] Could not find cuda drivers "
+        "on your machine, GPU will not be used.\n"
+        "To enable the following instructions: AVX2 FMA, in other operations\n"
+        "E0000 00:00:1.5 2308 cuda_platform.cc:52] failed call to cuInit: "
+        "UNKNOWN ERROR (303)\n"
+        "E0000 00:00:1.6 2308 something.cc:1] a real failure\n")
+    self.assertEqual(_startup.filter_lines(captured),
+                     "E0000 00:00:1.6 2308 something.cc:1] a real failure\n")
+    # With a CUDA driver installed, a failed cuInit is a real diagnostic.
+    with_driver = "E0000 00:00:1.5 1 c.cc:52] failed call to cuInit: 999\n"
+    self.assertEqual(_startup.filter_lines(with_driver), with_driver)
+
+  def test_a_real_import_prints_nothing_and_the_switch_shows_all(self):
+    program = "import tfscratch; print('ok')"
+    quiet = subprocess.run([sys.executable, "-c", program],
+                           capture_output=True, text=True, timeout=120)
+    self.assertEqual((quiet.stdout, quiet.stderr), ("ok\n", ""))
+    loud = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True,
+        timeout=120, env={**os.environ, _startup.SHOW_ALL_ENV: "all"})
+    self.assertEqual(loud.stdout, "ok\n")
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,167 @@
+"""The flags every experiment shares, their validators, and ``run``.
+
+One vocabulary: a flag defined here means the same thing in every package.
+
+  --steps            training steps (one step = one gradient update)
+  --batch_size       examples per step
+  --learning_rate    the optimizer's learning rate (finite, > 0)
+  --optimizer        sgd | adagrad | adam (hand-written, tfscratch.optimizers)
+  --eval_every       steps between evaluations on held-out data
+  --log_every        steps between progress lines
+  --seed             one seed for everything random; same seed, same numbers
+  --data_dir         where the MNIST IDX files are
+  --output_dir       where results.json, figures and TensorBoard logs go
+  --overwrite        replace an earlier run of this project in --output_dir
+  --run_eagerly      run every tf.function as plain Python (for a debugger)
+  --divergence_factor, --divergence_patience
+                     stop a run whose loss blew up (see lab.monitor)
+
+Every float flag is checked to be finite up front: a NaN or an infinity
+would otherwise surface only after minutes of training.
+"""
+import math
+import sys
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from tfscratch.lab.errors import ScratchError
+
+FLAGS = flags.FLAGS
+# np.random.seed and TensorFlow's seeds take at most 32 bits.
+MAX_SEED = 2**32 - 1
+OPTIMIZER_NAMES = ("sgd", "adagrad", "adam")
+
+
+def define_float(name, default, help_text, minimum=None, exclusive=False):
+  """A float flag that must be finite and, optionally, >= (or >) ``minimum``."""
+  flags.DEFINE_float(name, default, help_text)
+  if minimum is None:
+    rule, test = "finite", math.isfinite
+  elif exclusive:
+    rule = f"finite and > {minimum:g}"
+    test = lambda v: math.isfinite(v) and v > minimum
+  else:
+    rule = f"finite and >= {minimum:g}"
+    test = lambda v: math.isfinite(v) and v >= minimum
+  flags.register_validator(name, test, f"--{name} must be {rule}")
+
+
+def define_probability(name, default, help_text, closed=False):
+  """A float flag in (0, 1), or [0, 1] with ``closed``."""
+  flags.DEFINE_float(name, default, help_text)
+  if closed:
+    flags.register_validator(name, lambda v: 0 <= v <= 1,
+                             f"--{name} must be in [0, 1]")
+  else:
+    flags.register_validator(name, lambda v: 0 < v < 1,
+                             f"--{name} must be in (0, 1)")
+
+
+def define_learning_rate(default, name="learning_rate",
+                         help_text="Learning rate of the optimizer."):
+  define_float(name, default, help_text, minimum=0, exclusive=True)
+
+
+def define_steps(default, name="steps",
+                 help_text="Training steps (gradient updates).",
+                 maximum=None):
+  flags.DEFINE_integer(name, default, help_text, lower_bound=1,
+                       upper_bound=maximum)
+
+
+def define_batch_size(default, help_text="Examples per training step."):
+  flags.DEFINE_integer("batch_size", default, help_text, lower_bound=1)
+
+
+def define_optimizer(default, help_text="Optimizer (written by hand in "
+                     "tfscratch/optimizers.py)."):
+  flags.DEFINE_enum("optimizer", default, OPTIMIZER_NAMES, help_text)
+
+
+def define_log_every(default):
+  flags.DEFINE_integer("log_every", default, "Steps between progress lines "
+                       "(and between reads of the loss from the graph).",
+                       lower_bound=1)
+
+
+def define_eval_every(default):
+  flags.DEFINE_integer("eval_every", default, "Steps between evaluations on "
+                       "held-out data.", lower_bound=1)
+
+
+def define_data_dir_flag():
+  """Defines --data_dir for experiments that read MNIST."""
+  flags.DEFINE_string(
+      "data_dir", None,
+      "Directory holding the four MNIST IDX files (gzip or raw). Default: "
+      "$MNIST_DATA_DIR, then the Keras cache (~/.keras/datasets/mnist.npz), "
+      "then the Keras download.")
+
+
+def define_run_flags(default_output_dir):
+  """Defines the flags of every run: --seed, --output_dir, --overwrite,
+  --run_eagerly and the divergence guard's two flags."""
+  flags.DEFINE_integer("seed", 0, "Seed for Python, NumPy and TensorFlow; the "
+                       "same seed gives the same numbers.", lower_bound=0,
+                       upper_bound=MAX_SEED)
+  flags.DEFINE_string("output_dir", default_output_dir,
+                      "Directory for results.json, figures and TensorBoard "
+                      "logs (tensorboard/).")
+  flags.DEFINE_boolean("overwrite", False,
+                       "Replace an earlier run of this project in "
+                       "--output_dir (never anything else). The old run "
+                       "stays intact until the new one has finished.")
+  flags.DEFINE_boolean("run_eagerly", False,
+                       "Run every tf.function eagerly, as plain Python, so a "
+                       "debugger can step through it (much slower).")
+  define_float("divergence_factor", 10.0,
+               "Stop the run when the loss stays above this multiple of its "
+               "value at the first step for --divergence_patience progress "
+               "reads in a row.", minimum=1, exclusive=True)
+  flags.DEFINE_integer("divergence_patience", 3, "See --divergence_factor.",
+                       lower_bound=1)
+
+
+def run(main):
+  """Runs ``main(argv)`` under absl.
+
+  A ScratchError (or an OSError, such as a full disk or a read-only output
+  directory) ends the run with one line ``error: ...`` and exit code 1;
+  Ctrl-C with the line ``interrupted`` and exit code 130.
+  """
+
+  def main_with_clear_errors(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+      if "run_eagerly" in FLAGS and FLAGS.run_eagerly:
+        tf.config.run_functions_eagerly(True)
+      main(argv)
+    except ScratchError as error:
+      fail(str(error))
+    except OSError as error:
+      fail(describe_os_error(error))
+    except KeyboardInterrupt:
+      print("interrupted", file=sys.stderr, flush=True)
+      sys.exit(130)  # the shell's code for "ended by Ctrl-C"
+
+  try:
+    app.run(main_with_clear_errors)
+  except KeyboardInterrupt:  # during flag parsing or absl's start-up
+    print("interrupted", file=sys.stderr, flush=True)
+    sys.exit(130)
+
+
+def describe_os_error(error):
+  """One line for an OSError: the path and what went wrong."""
+  path = error.filename if error.filename is not None else ""
+  reason = error.strerror or str(error)
+  return f"{path}: {reason}" if path else reason
+
+
+def fail(message):
+  """Ends the program with ``error: message`` on stderr and exit code 1."""
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(1)
