@@ -2,13 +2,16 @@
 its guard, the shared flags, and TensorFlow's quiet start-up."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import importlib.metadata
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from unittest import mock
 
 import numpy as np
@@ -255,6 +258,72 @@ class CliTest(tf.test.TestCase):
                      "error: /nonexistent-dir/file: No such file or directory")
 
 
+OUTPUT_PROGRAM = textwrap.dedent("""
+    import os, sys
+    import tfscratch
+    from absl import flags
+    from tfscratch.lab import cli
+    from tfscratch.lab.outputs import RunOutputs
+    cli.define_run_flags("runs/x")
+    def main(argv):
+      if os.environ.get("FAKE_FULL_DISK"):
+        def full(fd):
+          raise OSError(28, "No space left on device")
+        os.fsync = full
+      outputs = RunOutputs(flags.FLAGS.output_dir,
+                           overwrite=flags.FLAGS.overwrite)
+      outputs.write_json("numbers.json", {"a": 1})
+      outputs.finish({"a": 1})
+    cli.run(main)
+""")
+
+
+class OutputDirCliTest(tf.test.TestCase):
+  """Every output-dir failure is one line naming the path, exit code 1."""
+
+  def run_program(self, output_dir, env=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-c", OUTPUT_PROGRAM, f"--output_dir={output_dir}"],
+        capture_output=True, text=True, timeout=120, cwd=cwd,
+        env={**os.environ, **(env or {})})
+
+  def assert_one_line(self, result, *fragments):
+    self.assertEqual(result.returncode, 1, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    self.assertLen(lines, 1, result.stderr)
+    self.assertTrue(lines[0].startswith("error: "), lines[0])
+    for fragment in fragments:
+      self.assertIn(fragment, lines[0])
+
+  def test_failures_name_the_path(self):
+    root = tempfile.mkdtemp(dir=self.get_temp_dir())
+    a_file = os.path.join(root, "a_file")
+    with open(a_file, "w") as f:
+      f.write("x")
+    self.assert_one_line(self.run_program(os.path.join(a_file, "run")),
+                         a_file, "Not a directory")
+    self.assert_one_line(self.run_program("/sys/scratchnets_run"),
+                         "/sys/scratchnets_run")
+    long_name = os.path.join(root, "r" * 250)  # + ".partial" > 255 bytes
+    self.assert_one_line(self.run_program(long_name), "File name too long")
+    full = os.path.join(root, "full")
+    self.assert_one_line(self.run_program(full, env={"FAKE_FULL_DISK": "1"}),
+                         full + ".partial",
+                         "No space left on device")
+    self.assert_one_line(self.run_program(".", cwd=root), "current directory")
+    self.assert_one_line(self.run_program(""), "--output_dir is empty")
+
+  def test_interrupt_during_start_up_is_one_line(self):
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import tfscratch; import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.7)  # inside TensorFlow's import, which takes seconds
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    self.assertEqual(process.returncode, 130, stderr)
+    self.assertEqual(stderr.strip(), "interrupted")
+
+
 class StartupTest(tf.test.TestCase):
 
   def test_noise_is_dropped_and_real_errors_kept(self):
@@ -283,6 +352,22 @@ class StartupTest(tf.test.TestCase):
         [sys.executable, "-c", program], capture_output=True, text=True,
         timeout=120, env={**os.environ, _startup.SHOW_ALL_ENV: "all"})
     self.assertEqual(loud.stdout, "ok\n")
+
+
+class ConstraintsTest(tf.test.TestCase):
+
+  def test_make_installs_the_pinned_versions(self):
+    """make (and so CI) installs constraints.txt: the versions the published
+    numbers were produced with. Elsewhere a developer may use other ones."""
+    if not os.environ.get("CI"):
+      self.skipTest("only CI is sure to install through make")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "constraints.txt")) as f:
+      pinned = dict(line.strip().split("==") for line in f
+                    if "==" in line and not line.startswith("#"))
+    for name in ("tensorflow", "keras", "numpy", "absl-py", "matplotlib",
+                 "tensorboard"):
+      self.assertEqual(importlib.metadata.version(name), pinned[name], name)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,9 @@ class MnistTest(tf.test.TestCase):
     directory = self.make_dir()
     write_mnist(directory)
     for size in (-1, 12):
-      with self.assertRaisesRegex(DataError, rf"validation_size={size}"):
+      with self.assertRaisesRegex(
+          DataError, rf"holds 12 training images: too few to hold out {size} "
+          "for validation"):
         load_mnist(directory, validation_size=size)
 
   def test_one_hot_and_take(self):
@@ -220,7 +222,34 @@ class MnistTest(tf.test.TestCase):
     write_mnist(directory, replace={
         "t10k-images-idx3-ubyte": idx_bytes(TEST_LABELS)})
     self.assert_load_fails(directory, "t10k-images-idx3-ubyte.gz",
-                           "shape (5,)", "28x28")
+                           "holds labels (magic number 0x00000801) where "
+                           "images were expected", "swapped")
+
+  def test_images_where_labels_belong_are_not_called_truncated(self):
+    directory = self.make_dir()
+    write_mnist(directory, replace={
+        "train-labels-idx1-ubyte": idx_bytes(TRAIN_IMAGES)})
+    error = self.assert_load_fails(
+        directory, "train-labels-idx1-ubyte.gz", "holds images (magic number "
+        "0x00000803) where labels were expected")
+    self.assertNotIn("truncated", str(error))
+
+  def test_a_directory_where_a_file_belongs(self):
+    directory = self.make_dir()
+    paths = write_mnist(directory)
+    os.remove(paths["t10k-labels-idx1-ubyte"])
+    os.makedirs(paths["t10k-labels-idx1-ubyte"])
+    error = self.assert_load_fails(
+        directory, f"{paths['t10k-labels-idx1-ubyte']} is a directory")
+    self.assertNotIn("missing", str(error))
+
+  def test_a_valid_file_with_no_images(self):
+    directory = self.make_dir()
+    write_mnist(directory, replace={
+        "t10k-images-idx3-ubyte": idx_bytes(TEST_IMAGES[:0]),
+        "t10k-labels-idx1-ubyte": idx_bytes(TEST_LABELS[:0])})
+    self.assert_load_fails(directory, "t10k-images-idx3-ubyte.gz",
+                           "holds no images")
 
   def test_wrong_image_dimensions(self):
     directory = self.make_dir()

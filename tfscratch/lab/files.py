@@ -32,9 +32,12 @@ def write_atomically(path, write):
     # mkstemp creates the file private (0600); give it the usual permissions.
     os.chmod(temporary, 0o666 & ~_current_umask())
     os.replace(temporary, path)
-  except BaseException:
+  except BaseException as error:
     if os.path.exists(temporary):
       os.remove(temporary)
+    if isinstance(error, OSError) and error.filename is None:
+      # A full disk fails in write or fsync, whose errors name no file.
+      raise OSError(error.errno, error.strerror, path) from error
     raise
 
 

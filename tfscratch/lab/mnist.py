@@ -105,7 +105,10 @@ class Mnist:
   source: str
 
 
-def read_idx(path):
+_KINDS = {1: "labels", 3: "images"}  # IDX dimensions -> what MNIST stores
+
+
+def read_idx(path, expected=None):
   """Reads one IDX file, gzip-compressed or raw, into a uint8 array.
 
   Only the two kinds of IDX file MNIST uses are accepted: unsigned bytes in 1
@@ -113,6 +116,8 @@ def read_idx(path):
 
   Args:
     path: the file. Compression is detected from the first two bytes.
+    expected: "labels" or "images" to refuse the other kind (a swapped file
+      is named as such, not reported as truncated); None accepts both.
   Returns:
     A uint8 array with the shape the header gives.
   Raises:
@@ -140,6 +145,12 @@ def read_idx(path):
     raise DataError(
         f"{path}: magic number 0x{magic:08x} is not that of an MNIST IDX file "
         "(0x00000801 for labels, 0x00000803 for images)")
+  if expected is not None and _KINDS[ndim] != expected:
+    wanted = {"labels": "0x00000801", "images": "0x00000803"}[expected]
+    raise DataError(
+        f"{path}: holds {_KINDS[ndim]} (magic number 0x{magic:08x}) where "
+        f"{expected} were expected (magic number {wanted}); are two MNIST "
+        "files swapped or misnamed?")
   header_size = 4 + 4 * ndim
   if len(data) < header_size:
     raise DataError(f"{path}: {len(data)} bytes, too short for the "
@@ -203,6 +214,10 @@ def _read_directory(directory, description):
     tried = [os.path.join(directory, name + ".gz"),
              os.path.join(directory, name)]
     found = [path for path in tried if os.path.isfile(path)]
+    folders = [path for path in tried if os.path.isdir(path)]
+    if not found and folders:
+      raise DataError(f"{folders[0]} is a directory; expected the IDX file "
+                      f"{name} (gzip or raw) there")
     if found:
       paths[key] = found[0]
     else:
@@ -211,7 +226,8 @@ def _read_directory(directory, description):
     raise MnistNotFoundError(
         f"MNIST not found: {description} lacks {len(missing)} of the 4 "
         f"files: missing {', '.join(missing)}")
-  arrays = {key: read_idx(path) for key, path in paths.items()}
+  arrays = {key: read_idx(path, expected=key.split("_")[1])
+            for key, path in paths.items()}
   _check(arrays, paths)
   return arrays, directory
 
@@ -281,6 +297,8 @@ def _check(arrays, names):
       raise DataError(
           f"{labels_name}: labels of shape {labels.shape} ({labels.dtype}), "
           "expected integers of shape (n,)")
+    if len(images) == 0:
+      raise DataError(f"{images_name}: holds no images")
     if len(images) != len(labels):
       raise DataError(
           f"{images_name} holds {len(images)} images but {labels_name} holds "
@@ -297,8 +315,9 @@ def _split(arrays, validation_size, validation_first, source):
   num_train = len(arrays["train_labels"])
   if not 0 <= validation_size < num_train:
     raise DataError(
-        f"validation_size={validation_size} must be in [0, {num_train}): "
-        f"{source} holds {num_train} training images")
+        f"{source} holds {num_train} training images: too few to hold out "
+        f"{validation_size} for validation and train on the rest (MNIST has "
+        "60,000)")
   train = _to_split(arrays["train_images"], arrays["train_labels"])
   if validation_first:
     kept, held_out = slice(validation_size, None), slice(None, validation_size)

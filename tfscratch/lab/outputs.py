@@ -106,6 +106,12 @@ def check_output_dir(output_dir, protected=()):
           "reads; choose another --output_dir")
   if os.path.exists(resolved) and not os.path.isdir(resolved):
     raise OutputDirError(f"{resolved} exists and is not a directory")
+  parent = os.path.dirname(resolved)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise OutputDirError(f"{parent}: Not a directory (it is a file), so "
+                         f"--output_dir={output_dir} cannot be created")
   return resolved
 
 
