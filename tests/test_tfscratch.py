@@ -30,6 +30,34 @@ class BuildingBlocksTest(tf.test.TestCase):
     self.assertAllClose(np.std(draw), 0.088, atol=0.002)
     self.assertAllEqual(draw, nn.truncated_normal((20000,), 0.1, (1, 2)))
 
+  def test_initialisers_match_keras_in_distribution(self):
+    """Bounds, moments and a two-sample Kolmogorov-Smirnov statistic of a
+    large draw of ours against the Keras initialiser of the same name."""
+    shape = (400, 500)  # 200,000 weights
+    limit = np.sqrt(6.0 / sum(shape))
+    for ours, theirs, bound, variance in (
+        (nn.glorot_uniform(shape, seed=(3, 4)),
+         keras.initializers.GlorotUniform(seed=3)(shape), limit,
+         limit ** 2 / 3),
+        # TF1's truncated normal: redrawn beyond 2 sd, so its variance is
+        # 0.1^2 (1 - 2*2*phi(2) / (2*Phi(2) - 1)) = 0.1^2 * 0.7737.
+        (nn.truncated_normal(shape, stddev=0.1, seed=(3, 4)),
+         keras.initializers.TruncatedNormal(stddev=0.1, seed=3)(shape), 0.2,
+         0.01 * 0.77374),
+    ):
+      ours, theirs = np.ravel(ours), np.ravel(theirs)
+      self.assertLessEqual(np.abs(ours).max(), bound)
+      self.assertGreater(np.abs(ours).max(), 0.99 * bound)  # reaches the cut
+      self.assertNear(ours.mean(), 0.0, 4 * np.sqrt(variance / ours.size))
+      self.assertNear(ours.var(), variance, 0.01 * variance)
+      both = np.sort(np.concatenate([ours, theirs]))
+      cdf_ours = np.searchsorted(np.sort(ours), both, side="right") / ours.size
+      cdf_theirs = (np.searchsorted(np.sort(theirs), both, side="right") /
+                    theirs.size)
+      # The 0.1% critical value of the KS statistic for two samples of n:
+      # 1.95 * sqrt(2 / n) = 0.0062 at n = 200,000.
+      self.assertLess(np.abs(cdf_ours - cdf_theirs).max(), 0.0062)
+
   def test_losses_and_accuracy(self):
     logits = tf.constant([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
     labels = tf.constant([0, 0, 0])

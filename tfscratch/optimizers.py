@@ -15,8 +15,10 @@ For a variable ``w`` with gradient ``g`` and learning rate ``lr``:
             v <- v + (g^2 - v) * (1 - beta2)
             w <- w - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
 
-The learning rate is a non-trainable variable, so a schedule can change it
-between steps without retracing the training step; ``reset`` returns an
+The learning rate is a non-trainable float32 variable, so a schedule can
+change it between steps without retracing the training step; each update
+casts it (and every other constant) to the dtype of the variable it updates,
+as Keras does, so float64 models train in float64 throughout; ``reset`` returns an
 optimizer to its state as built (a "fresh" optimizer without rebuilding, and
 so without retracing the steps that use it).
 """
@@ -45,6 +47,10 @@ class Optimizer(tf.Module):
             trainable=False, name=f"{name}_{i}"))
         for i, v in enumerate(self.model_variables)
     ]
+
+  def lr(self, variable):
+    """The learning rate in ``variable``'s dtype."""
+    return tf.cast(self.learning_rate, variable.dtype)
 
   def reset(self):
     """Returns the learning rate, slots and step count to their values as built."""
@@ -75,7 +81,7 @@ class SGD(Optimizer):
 
   def _update(self, gradients):
     for variable, gradient in zip(self.model_variables, gradients):
-      variable.assign_sub(self.learning_rate * gradient)
+      variable.assign_sub(self.lr(variable) * gradient)
 
 
 class Adagrad(Optimizer):
@@ -91,7 +97,7 @@ class Adagrad(Optimizer):
     for variable, gradient, accumulator in zip(
         self.model_variables, gradients, self.accumulators):
       accumulator.assign_add(tf.square(gradient))
-      variable.assign_sub(self.learning_rate * gradient /
+      variable.assign_sub(self.lr(variable) * gradient /
                           tf.sqrt(accumulator + self.epsilon))
 
 
@@ -111,15 +117,16 @@ class Adam(Optimizer):
 
   def _update(self, gradients):
     self.iterations.assign_add(1)
-    step = tf.cast(self.iterations, tf.float32)
-    # Early moments are biased toward their zero start; this undoes it.
-    correction = (tf.sqrt(1.0 - tf.pow(self.beta_2, step)) /
-                  (1.0 - tf.pow(self.beta_1, step)))
     for variable, gradient, m, v in zip(
         self.model_variables, gradients, self.first_moments, self.second_moments):
+      step = tf.cast(self.iterations, variable.dtype)
+      # Early moments are biased toward their zero start; this undoes it.
+      correction = (tf.sqrt(1.0 - tf.pow(tf.cast(self.beta_2, variable.dtype),
+                                         step)) /
+                    (1.0 - tf.pow(tf.cast(self.beta_1, variable.dtype), step)))
       m.assign_add((gradient - m) * (1.0 - self.beta_1))
       v.assign_add((tf.square(gradient) - v) * (1.0 - self.beta_2))
-      variable.assign_sub(self.learning_rate * correction * m /
+      variable.assign_sub(self.lr(variable) * correction * m /
                           (tf.sqrt(v) + self.epsilon))
 
 
