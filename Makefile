@@ -8,15 +8,30 @@ PY := $(VENV)/bin/python
 MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
 
-.PHONY: demo test reproduce bench install clean reproduce-rnn bench-rnn \
-	reproduce-batchnorm bench-batchnorm reproduce-probes reproduce-inversion \
-	reproduce-convergence bench-convergence
+.PHONY: demo test reproduce bench install clean constraints reproduce-rnn bench-rnn \
+	reproduce-batchnorm bench-batchnorm reproduce-probes bench-probes \
+	reproduce-inversion bench-inversion reproduce-convergence bench-convergence
 
-$(VENV)/installed: setup.cfg pyproject.toml
+# Installs the exact versions in constraints.txt (those the published numbers
+# were produced with), so a fresh machine next year gets the same results.
+$(VENV)/installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
+
+# Regenerates constraints.txt from the newest releases setup.cfg allows.
+# Rerun `make test` and `make reproduce` before committing the new file.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; \
+	  .venv-constraints/bin/python -m pip freeze --exclude-editable; \
+	} > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
 
 install: $(VENV)/installed
 
@@ -30,33 +45,44 @@ test: install
 reproduce: reproduce-rnn reproduce-batchnorm reproduce-probes reproduce-inversion \
 	reproduce-convergence
 
+# The post's three learning curves with its epochs (about a minute in all;
+# each run is redone from the start, so --overwrite).
 reproduce-rnn: install
-	$(PY) -m rnn_scratch --num_steps=1 --state_size=4 --output_dir runs/reproduce/rnn_steps1 --overwrite
-	$(PY) -m rnn_scratch --num_steps=5 --state_size=4 --output_dir runs/reproduce/rnn_steps5 --overwrite
-	$(PY) -m rnn_scratch --num_steps=10 --state_size=16 --epochs=3 --output_dir runs/reproduce/rnn_steps10 --overwrite
+	$(PY) -m rnn_scratch --bptt_steps=5 --state_size=4 --epochs=1 --output_dir runs/reproduce/rnn_bptt5 --overwrite
+	$(PY) -m rnn_scratch --bptt_steps=1 --state_size=4 --epochs=2 --output_dir runs/reproduce/rnn_bptt1 --overwrite
+	$(PY) -m rnn_scratch --bptt_steps=10 --state_size=16 --epochs=10 --output_dir runs/reproduce/rnn_bptt10 --overwrite
 
 reproduce-batchnorm: install
 	$(PY) -m batchnorm_manual --output_dir runs/reproduce/batchnorm_manual --overwrite
 
+# About 3 minutes on 2 cores; a short run, so it is redone from the start.
 reproduce-probes: install
 	$(PY) -m mnist_probes --output_dir runs/reproduce/mnist_probes --overwrite
+
+bench-probes: install
+	$(PY) benchmarks/bench_mnist_probes.py
 
 reproduce-inversion: install
 	$(PY) -m inversion.reproduce --output_dir runs/reproduce/inversion --overwrite
 
-# About 30 minutes on 2 cores (500 + 500 networks x 3 optimizers); rerunning
-# without --overwrite resumes an interrupted run.
+# About 15 minutes on 2 cores (500 + 500 networks x 3 optimizers). Run again,
+# it resumes an interrupted reproduction and keeps finished runs of the same
+# settings (it refuses ones with other settings); to redo everything:
+#   $(PY) -m convergence.reproduce --output_dir runs/reproduce/convergence --overwrite
 reproduce-convergence: install
-	$(PY) -m convergence.reproduce --output_dir runs/reproduce/convergence --overwrite
+	$(PY) -m convergence.reproduce --output_dir runs/reproduce/convergence
 
 # Ours vs the Keras reference, measured in the same run, printed as ratios.
-bench: bench-rnn bench-batchnorm bench-convergence
+bench: bench-rnn bench-batchnorm bench-probes bench-inversion bench-convergence
 
 bench-rnn: install
 	$(PY) benchmarks/bench_rnn.py
 
 bench-batchnorm: install
 	$(PY) benchmarks/bench_batchnorm.py
+
+bench-inversion: install
+	$(PY) benchmarks/bench_inversion.py
 
 bench-convergence: install
 	$(PY) benchmarks/bench_convergence.py

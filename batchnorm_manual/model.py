@@ -19,7 +19,7 @@ rescales each z_l to mean beta and standard deviation gamma over the batch,
 whatever the weights are; that is the effect the experiment shows.
 
 The loss is the blog's: cross-entropy SUMMED over the batch (not averaged),
-minimised with plain SGD.
+minimised with plain SGD (``train.sgd_step``).
 """
 from typing import NamedTuple
 
@@ -28,10 +28,8 @@ import tensorflow as tf
 from batchnorm_manual.batchnorm import BatchNorm
 from tfscratch import nn
 
-IMAGE_SIZE = 784
 HIDDEN_SIZES = (100, 100, 100)
-NUM_CLASSES = 10
-LAYER_SIZES = (IMAGE_SIZE, *HIDDEN_SIZES, NUM_CLASSES)
+LAYER_SIZES = (nn.NUM_PIXELS, *HIDDEN_SIZES, nn.NUM_CLASSES)
 
 
 def initial_weights(seed):
@@ -73,7 +71,7 @@ class PlainNet(tf.Module):
     super().__init__(name=name)
     self.hidden = [nn.Dense(W, tf.zeros([W.shape[1]]), name=f"hidden{i + 1}")
                    for i, W in enumerate(weights[:-1])]
-    self.readout = nn.Dense(weights[-1], tf.zeros([NUM_CLASSES]),
+    self.readout = nn.Dense(weights[-1], tf.zeros([nn.NUM_CLASSES]),
                             name="readout")
 
   @property
@@ -121,7 +119,7 @@ class BatchNormNet(tf.Module):
                    for i, W in enumerate(weights[:-1])]
     self.norms = [BatchNorm(W.shape[1], momentum, epsilon, name=f"bn{i + 1}")
                   for i, W in enumerate(weights[:-1])]
-    self.readout = nn.Dense(weights[-1], tf.zeros([NUM_CLASSES]),
+    self.readout = nn.Dense(weights[-1], tf.zeros([nn.NUM_CLASSES]),
                             name="readout")
 
   @property
@@ -160,56 +158,6 @@ class BatchNormNet(tf.Module):
       norm.update_moving_statistics(mean, variance)
 
 
-def make_train_step(model, optimizer, batch_size):
-  """Builds the compiled SGD step for ``model`` (either net).
-
-  ``optimizer`` is built for ``model.weights``. The input signature is fixed,
-  so the step is traced once.
-
-  Returns:
-    train_step(images (batch_size, 784) float32, labels (batch_size,) int64)
-    -> the summed cross-entropy of the batch before the step.
-  """
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([batch_size, IMAGE_SIZE], tf.float32),
-      tf.TensorSpec([batch_size], tf.int64)])
-  def train_step(images, labels):
-    with tf.GradientTape() as tape:
-      forward = model.forward(images, training=True)
-      loss = nn.summed_cross_entropy(forward.logits, labels)
-    optimizer.apply(tape.gradient(loss, model.weights))
-    # The statistics of this batch under the weights the loss was computed
-    # with: the same values Keras folds in while it runs the layer.
-    model.update_moving_statistics(forward.batch_moments)
-    return loss
-
-  return train_step
-
-
-def make_evaluate(model, training=False):
-  """Builds a compiled full-set evaluation of ``model``.
-
-  Args:
-    training: for the batchnorm net, True normalises with the statistics of
-      the whole set passed in (as the blog did with the 10,000 test images
-      as one batch); False with the moving averages. Nothing is updated
-      either way.
-  Returns:
-    evaluate(images (n, 784), labels (n,) int64) -> (accuracy, the inputs
-    (n, 100) of the last hidden layer's sigmoids).
-  """
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, IMAGE_SIZE], tf.float32),
-      tf.TensorSpec([None], tf.int64)])
-  def evaluate(images, labels):
-    forward = model.forward(images, training=training)
-    return nn.accuracy(forward.logits, labels), forward.sigmoid_inputs[-1]
-
-  return evaluate
-
-
 def predict_one_at_a_time(model, images, training):
   """Classifies each image on its own, as a batch of ONE example.
 
@@ -221,7 +169,9 @@ def predict_one_at_a_time(model, images, training):
 
   ``tf.vectorized_map`` writes the per-example computation as batched ops
   (it does not fall back to a slow loop), so this is the model run with a
-  batch size of 1, 10,000 times, at the cost of one batched pass.
+  batch size of 1, 10,000 times, at the cost of one batched pass. Call it
+  inside a ``tf.function`` built once (``train.build`` does): outside one,
+  ``vectorized_map`` would build and trace a new graph on every call.
 
   Args:
     images: float32 (n, 784).
@@ -229,14 +179,8 @@ def predict_one_at_a_time(model, images, training):
     int64 (n,): the predicted digit of each image.
   """
 
-  @tf.function
-  def predict(images):
+  def predict_one(image):
+    batch_of_one = image[tf.newaxis]  # (1, 784)
+    return tf.argmax(model(batch_of_one, training=training)[0])
 
-    def predict_one(image):
-      batch_of_one = image[tf.newaxis]  # (1, 784)
-      return tf.argmax(model(batch_of_one, training=training)[0])
-
-    return tf.vectorized_map(predict_one, images,
-                             fallback_to_while_loop=False)
-
-  return predict(tf.convert_to_tensor(images, tf.float32))
+  return tf.vectorized_map(predict_one, images, fallback_to_while_loop=False)

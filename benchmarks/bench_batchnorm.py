@@ -1,16 +1,24 @@
-"""Training-step throughput: the hand-written batchnorm net against the same
-network as a keras.Sequential (Dense without bias, BatchNormalization,
-sigmoid; x3; Dense), both in a tf.function SGD step on the summed
-cross-entropy, fed the same MNIST batches in the same run.
+"""Training-step throughput of the batchnorm net, three ways, on the same MNIST
+batches in the same run:
+
+  ours      the experiment's loop: K steps per call of the compiled loop,
+            batches gathered in the graph (train.compile_training_steps)
+  keras     its keras.Sequential twin (reference.py) in the same loop
+  host-fed  ours, one compiled step per call, each batch cut on the host
+            with nn.ordered_batch (how the experiment ran before its loop
+            moved into the graph)
 
   python benchmarks/bench_batchnorm.py [--steps 1000] [--repeats 5]
+                                       [--steps_per_call 50]
 
-Prints steps/s of each and the ratio ours time / Keras time (target <= 1.1).
-Timings alternate between the two, and the median of the repeats is kept, so
-a burst of load on the machine hits both alike.
+Prints steps/s of each, ours time / Keras time (target <= 1.1) and host-fed
+time / ours time (what the loop in the graph gains). Timings alternate
+between the three, and the median of the repeats is kept, so a burst of load
+on the machine hits all alike.
 """
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import functools
 import statistics
 import time
 
@@ -18,91 +26,90 @@ from absl import flags
 import keras
 import tensorflow as tf
 
-from batchnorm_manual.model import (BatchNormNet, IMAGE_SIZE, initial_weights,
-                                    make_train_step)
-from tfscratch.lab import cli
+from batchnorm_manual import reference, train
+from batchnorm_manual.model import BatchNormNet, initial_weights
 from tfscratch import nn
+from tfscratch.lab import cli
 from tfscratch.lab.mnist import load_mnist
 from tfscratch.optimizers import SGD
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("steps", 1000, "Training steps per timing.",
-                     lower_bound=1)
+cli.define_steps(1000, help_text="Training steps per timing.")
 flags.DEFINE_integer("repeats", 5, "Timings per implementation (median kept).",
                      lower_bound=1)
+flags.DEFINE_integer("steps_per_call", 50, "K, steps per call of the compiled "
+                     "loop (the experiment's --eval_every).", lower_bound=1)
 
-BATCH_SIZE = 60
-LEARNING_RATE = 0.01
-
-
-def keras_twin(weights):
-  """The batchnorm net as a keras.Sequential holding the same weights."""
-  layers = [keras.Input((IMAGE_SIZE,))]
-  for W in weights[:-1]:
-    layers += [keras.layers.Dense(W.shape[1], use_bias=False),
-               keras.layers.BatchNormalization(),
-               keras.layers.Activation("sigmoid")]
-  layers.append(keras.layers.Dense(weights[-1].shape[1]))
-  model = keras.Sequential(layers)
-  dense = [layer for layer in model.layers
-           if isinstance(layer, keras.layers.Dense)]
-  for layer, W in zip(dense, weights):
-    layer.kernel.assign(W)
-  return model
+CONFIG = train.Config()  # the blog's batch of 60 and learning rate 0.01
 
 
-def keras_train_step(model):
-  optimizer = keras.optimizers.SGD(LEARNING_RATE)
-  optimizer.build(model.trainable_weights)
+def in_graph_timer(train_steps):
+  """Times ``steps`` steps of a compiled loop, K per call."""
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([BATCH_SIZE, IMAGE_SIZE], tf.float32),
-      tf.TensorSpec([BATCH_SIZE], tf.int64)])
-  def train_step(images, labels):
-    with tf.GradientTape() as tape:
-      loss = nn.summed_cross_entropy(model(images, training=True), labels)
-    gradients = tape.gradient(loss, model.trainable_weights)
-    optimizer.apply_gradients(zip(gradients, model.trainable_weights))
-    return loss
+  def run(first_step, steps):
+    done = 0
+    while done < steps:
+      k = min(FLAGS.steps_per_call, steps - done)
+      losses = train_steps(first_step + done, k)
+      done += k
+    losses.numpy()  # wait for the last call
 
-  return train_step
+  return run
 
 
-def time_steps(train_step, batches, steps):
-  """Seconds for ``steps`` calls of train_step, cycling through batches."""
-  start = time.perf_counter()
-  for step in range(steps):
-    loss = train_step(*batches[step % len(batches)])
-  loss.numpy()  # wait for the last step
-  return time.perf_counter() - start
+def host_fed_timer(net, mnist):
+  """Times ``steps`` calls of a compiled single step, batches from the host."""
+  step = tf.function(
+      functools.partial(train.sgd_step, net,
+                        SGD(net.weights, CONFIG.learning_rate)),
+      input_signature=[
+          tf.TensorSpec([CONFIG.batch_size, nn.NUM_PIXELS], tf.float32),
+          tf.TensorSpec([CONFIG.batch_size], tf.int64)])
+
+  def run(first_step, steps):
+    for i in range(first_step, first_step + steps):
+      loss = step(*nn.ordered_batch(mnist.train.images, mnist.train.labels,
+                                    CONFIG.batch_size, i))
+    loss.numpy()
+
+  return run
 
 
 def main(argv):
   del argv
   mnist = load_mnist(validation_size=5000)
-  batches = [tuple(map(tf.constant, nn.ordered_batch(
-      mnist.train.images, mnist.train.labels, BATCH_SIZE, step)))
-             for step in range(200)]
-  weights = initial_weights(seed=0)
-  ours = BatchNormNet(weights)
-  steps = {"ours": make_train_step(ours, SGD(ours.weights, LEARNING_RATE),
-                                   BATCH_SIZE),
-           "keras": keras_train_step(keras_twin(weights))}
-  for train_step in steps.values():
-    time_steps(train_step, batches, 100)  # trace and warm up
-  seconds = {name: [] for name in steps}
-  for _ in range(FLAGS.repeats):
-    for name, train_step in steps.items():
-      seconds[name].append(time_steps(train_step, batches, FLAGS.steps))
+  ours = train.build(CONFIG, mnist)["batchnorm"]
+  twin = reference.keras_twin(ours.net)
+  keras_steps = train.compile_training_steps(
+      reference.keras_sgd_step(twin, CONFIG.learning_rate),
+      tf.constant(mnist.train.images), tf.constant(mnist.train.labels),
+      CONFIG.batch_size)
+  timers = {
+      "ours": in_graph_timer(ours.train_steps),
+      "keras": in_graph_timer(keras_steps),
+      "host-fed": host_fed_timer(
+          BatchNormNet(initial_weights(CONFIG.seed)), mnist),
+  }
+  for run in timers.values():
+    run(0, 100)  # trace and warm up
+  seconds = {name: [] for name in timers}
+  for repeat in range(FLAGS.repeats):
+    for name, run in timers.items():
+      start = time.perf_counter()
+      run(100 + repeat * FLAGS.steps, FLAGS.steps)
+      seconds[name].append(time.perf_counter() - start)
   median = {name: statistics.median(values) for name, values in seconds.items()}
-  print(f"batch {BATCH_SIZE}, {FLAGS.steps} steps x {FLAGS.repeats} repeats, "
+  print(f"batch {CONFIG.batch_size}, {FLAGS.steps} steps x {FLAGS.repeats} "
+        f"repeats, {FLAGS.steps_per_call} steps per call in the graph, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-  for name in steps:
-    print(f"  {name:>5}: {FLAGS.steps / median[name]:8,.0f} steps/s  "
+  for name in timers:
+    print(f"  {name:>8}: {FLAGS.steps / median[name]:8,.0f} steps/s  "
           f"(median of {', '.join(f'{s:.3f}' for s in seconds[name])} s)")
   ratio = median["ours"] / median["keras"]
   print(f"ours time / keras time = {ratio:.3f}  (target <= 1.1: "
         f"{'met' if ratio <= 1.1 else 'NOT met'})")
+  print(f"host-fed time / ours time = {median['host-fed'] / median['ours']:.2f}"
+        "  (the gain of the loop in the graph)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The classifier, its learned inverse, and the two squashing functions.
+"""The maths of the experiment: the classifier, its learned inverse, and the
+objectives that turn codes and pixels into images.
 
 The classifier (R2RT's model; x is a batch of flattened 28x28 images):
 
@@ -20,14 +21,25 @@ by its inverse, the logit; a linear map is not invertible in general
 ``squash`` is needed because nothing makes l1_inv a valid sigmoid output: its
 values can fall outside (0, 1), where the logit is undefined. W2_inv and
 W1_inv are trained with the classifier frozen (see ``inverse_loss``).
+
+Two more ways to make images from the frozen classifier, each a variable
+module plus the loss it descends (``train.py`` runs the descents):
+
+  FreeCodes + code_class_loss            the blog's generated digits: layer-2
+                                         codes made confident of a class,
+                                         then projected back by the inverse
+  SigmoidImages + code_matching_loss     gradient inversion (Mahendran &
+                                         Vedaldi): pixels whose layer-2 code
+                                         matches a target, under a prior
+  SigmoidImages + class_image_loss       pixels optimised for a class
 """
 import math
 
 import tensorflow as tf
 
-from tfscratch.nn import summed_cross_entropy, truncated_normal
+from tfscratch.nn import NUM_CLASSES, NUM_PIXELS, truncated_normal
 
-LAYER_SIZES = (784, 100, 100, 10)
+LAYER_SIZES = (NUM_PIXELS, 100, 100, NUM_CLASSES)
 WEIGHT_STDDEV = 0.1
 BIAS_INIT = 0.1
 # squash maps each row onto [0.005, 0.995]: (0 - 0.5) * 0.99 + 0.5 = 0.005.
@@ -214,81 +226,6 @@ def feature_codes(size, magnitude=1e8, dtype=tf.float32):
   return tf.eye(size, dtype=dtype) * magnitude
 
 
-def make_classifier_train_step(classifier, optimizer, batch_size):
-  """The compiled classifier step on one batch, summed cross-entropy.
-
-  Returns:
-    train_step(images (batch, 784) float, labels (batch,) int64) -> loss.
-  """
-  n_in = classifier.layer_sizes[0]
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([batch_size, n_in], classifier.dtype),
-      tf.TensorSpec([batch_size], tf.int64)])
-  def train_step(images, labels):
-    with tf.GradientTape() as tape:
-      loss = summed_cross_entropy(classifier(images), labels)
-    optimizer.apply(tape.gradient(loss, classifier.weights))
-    return loss
-
-  return train_step
-
-
-def make_probabilities(classifier):
-  """The compiled softmax(classifier(x)) for any number of images."""
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, classifier.layer_sizes[0]], classifier.dtype)])
-  def probabilities(images):
-    return tf.nn.softmax(classifier(images))
-
-  return probabilities
-
-
-def make_inverse_train_step(inverse, optimizer):
-  """The compiled inverse-training step; the classifier stays frozen.
-
-  The batch dimension is left open (None) because only the examples the
-  classifier is confident about are passed, and their number varies from
-  batch to batch; one trace still serves every step.
-
-  Returns:
-    train_step(images (n, 784)) -> (total, distance, excess).
-  """
-  classifier = inverse.classifier
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, classifier.layer_sizes[0]], classifier.dtype)])
-  def train_step(images):
-    # Outside the tape: the classifier is frozen, nothing to differentiate.
-    _, l2 = classifier.hidden(images)
-    with tf.GradientTape() as tape:
-      x_inv, l1_inv = inverse(l2)
-      total, distance, excess = inverse_loss(images, x_inv, l1_inv)
-    optimizer.apply(tape.gradient(total, inverse.weights))
-    return total, distance, excess
-
-  return train_step
-
-
-def make_code_step(classifier, codes, optimizer, one_hot):
-  """The compiled step that moves free codes toward confident classes.
-
-  Returns:
-    step() -> loss before the update; ``optimizer`` updates codes.z2.
-  """
-  one_hot = tf.constant(one_hot, classifier.dtype)
-
-  @tf.function(input_signature=[])
-  def step():
-    with tf.GradientTape() as tape:
-      loss = code_class_loss(classifier, codes(), one_hot)
-    optimizer.apply(tape.gradient(loss, [codes.z2]))
-    return loss
-
-  return step
-
-
 # ---------------------------------------------------------------------------
 # Gradient inversion (Mahendran & Vedaldi, 2015): optimise the pixels.
 # ---------------------------------------------------------------------------
@@ -364,26 +301,6 @@ def class_image_loss(classifier, images, labels, tv_weight, l2_weight):
       labels=labels, logits=classifier(images))
   return tf.reduce_sum(cross_entropy + image_prior(images, tv_weight,
                                                    l2_weight))
-
-
-def make_pixel_step(images, optimizer, loss_fn):
-  """The compiled step that moves ``images.v`` down ``loss_fn(images())``.
-
-  ``loss_fn`` closes over its fixed targets (codes or labels), so the step
-  takes no input and is traced once.
-
-  Returns:
-    step() -> loss before the update.
-  """
-
-  @tf.function(input_signature=[])
-  def step():
-    with tf.GradientTape() as tape:
-      loss = loss_fn(images())
-    optimizer.apply(tape.gradient(loss, [images.v]))
-    return loss
-
-  return step
 
 
 def _weight(shape, seed, dtype, name):

@@ -1,4 +1,6 @@
-"""Image grids for the inversion figures: checked, scaled, saved, logged.
+"""The inversion figures: image grids checked, scaled, saved and logged.
+
+``save_figures`` draws the five figures of a run from ``train.Results``.
 
 Every grid goes through ``require_finite`` first, so a NaN or infinite pixel
 stops the run with the stage and step that produced it instead of being
@@ -10,6 +12,8 @@ import tensorflow as tf
 from tfscratch.lab.errors import NonFiniteError
 from tfscratch.lab.figures import image_grid
 from tfscratch.lab.figures import plt
+
+FIGURE_IMAGES = 36  # the first 36 test images, as 6x6 grids
 
 
 def require_finite(images, what, stage, step):
@@ -99,3 +103,37 @@ def save_grids(outputs, name, panels, columns, stage, step, title=None,
     for (panel_title, _), grid in zip(panels, grids):
       tf.summary.image(f"{name}/{panel_title}", grid[None, :, :, None],
                        step=0)
+
+
+def save_figures(outputs, results, config):
+  """Writes the five PNG figures (and their TensorBoard images) of a run.
+
+  Args:
+    outputs: the run's RunOutputs.
+    results: train.Results; config: the train.Config that produced them
+      (the stage and step each figure names if an image is not finite).
+  """
+  originals = results.originals[:FIGURE_IMAGES]
+  learned = results.learned[:FIGURE_IMAGES]
+  save_grids(outputs, "inverse_projections",
+             [("first 36 test images", originals),
+              ("inverse projections", learned)],
+             columns=6, stage="inverse training", step=config.inverse_steps)
+  save_grids(outputs, "generated_digits",
+             [("generated digits 1-9", results.generated)], columns=3,
+             stage="code generation", step=config.generate_steps)
+  # The blog rounds to one decimal before plotting, hiding faint noise.
+  save_grids(outputs, "features",
+             [("layer-2 features", np.round(results.features, 1))],
+             columns=10, stage="inverse training", step=config.inverse_steps,
+             panel_inches=2.4)
+  save_grids(outputs, "reconstructions",
+             [("test images", originals), ("learned inverse", learned),
+              ("gradient inverse", results.gradient[:FIGURE_IMAGES])],
+             columns=6, stage="gradient inversion",
+             step=config.inversion_steps)
+  save_grids(outputs, "class_images",
+             [("codes projected back (blog)", results.generated),
+              ("pixels optimised (gradient)", results.class_images)],
+             columns=3, stage="class-conditional inversion",
+             step=config.inversion_steps)

@@ -23,7 +23,7 @@ from absl import flags
 
 from tfscratch.lab import cli
 from tfscratch.lab.errors import ScratchError
-from tfscratch.lab.outputs import write_atomically
+from tfscratch.lab.files import write_atomically
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("figures_dir", None, "If set, copy the run's PNG figures "
@@ -87,10 +87,16 @@ def missed_targets(results):
 
 def main(argv):
   del argv
+  # The run flags reproduce shares with the run are passed on; the
+  # experiment's own flags keep their defaults, the blog's settings.
   command = [sys.executable, "-m", "inversion",
-             f"--output_dir={FLAGS.output_dir}", f"--seed={FLAGS.seed}"]
+             f"--output_dir={FLAGS.output_dir}", f"--seed={FLAGS.seed}",
+             f"--divergence_factor={FLAGS.divergence_factor}",
+             f"--divergence_patience={FLAGS.divergence_patience}"]
   if FLAGS.overwrite:
     command.append("--overwrite")
+  if FLAGS.run_eagerly:
+    command.append("--run_eagerly")
   if FLAGS.data_dir:
     command.append(f"--data_dir={FLAGS.data_dir}")
   print("running: " + " ".join(command), flush=True)

@@ -24,7 +24,7 @@ loss + aux_weight * aux_loss, hoping to give layer 1 some of layer 3's
 """
 import tensorflow as tf
 
-from tfscratch.nn import Dense, summed_cross_entropy, truncated_normal
+from tfscratch.nn import Dense, truncated_normal
 
 LAYER_SIZES = (784, 100, 100, 100, 10)
 WEIGHT_STDDEV = 0.1
@@ -94,63 +94,3 @@ class AuxiliaryHead(tf.Module):
 def l1_loss(predictions, targets):
   """Sum of |predictions - targets| over every element."""
   return tf.reduce_sum(tf.abs(predictions - targets))
-
-
-def make_train_step(model, optimizer, batch_size):
-  """The compiled SGD step on summed cross-entropy, traced once.
-
-  ``optimizer`` is anything with ``apply(gradients)`` for ``model.weights``.
-
-  Returns:
-    train_step(images, labels) -> loss.
-  """
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([batch_size, model.layer_sizes[0]], tf.float32),
-      tf.TensorSpec([batch_size], tf.int64)])
-  def train_step(images, labels):
-    with tf.GradientTape() as tape:
-      logits, _ = model(images)
-      loss = summed_cross_entropy(logits, labels)
-    optimizer.apply(tape.gradient(loss, model.weights))
-    return loss
-
-  return train_step
-
-
-def make_aux_train_step(model, head, optimizer, batch_size, aux_weight,
-                        source_layer=1):
-  """The step of the auxiliary experiment, traced once.
-
-  Minimises cross-entropy + aux_weight * l1_loss(head(h_source), targets)
-  over ``model.weights + head.weights`` (the optimizer's variables, in that
-  order).
-
-  Returns:
-    train_step(images, labels, targets) -> (loss, cross_entropy, aux_loss),
-    loss being the weighted sum the step minimised.
-  """
-  variables = model.weights + head.weights
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([batch_size, model.layer_sizes[0]], tf.float32),
-      tf.TensorSpec([batch_size], tf.int64),
-      tf.TensorSpec([batch_size, None], tf.float32)])
-  def train_step(images, labels, targets):
-    with tf.GradientTape() as tape:
-      logits, representations = model(images)
-      cross_entropy = summed_cross_entropy(logits, labels)
-      aux_loss = l1_loss(head(representations[source_layer]), targets)
-      loss = cross_entropy + aux_weight * aux_loss
-    optimizer.apply(tape.gradient(loss, variables))
-    return loss, cross_entropy, aux_loss
-
-  return train_step
-
-
-def make_forward(model):
-  """A compiled ``model(images)`` for any number of images, traced once."""
-  return tf.function(
-      model.__call__,
-      input_signature=[tf.TensorSpec([None, model.layer_sizes[0]],
-                                     tf.float32)])

@@ -34,15 +34,12 @@ x w_k + b_k. ``objective="ovr"`` fits that instead, so the blog's numbers can
 be checked too.
 """
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from tfscratch.nn import summed_cross_entropy
-
-NUM_CLASSES = 10
-
-_VECTOR = tf.TensorSpec([None], tf.float64)
+from tfscratch.nn import NUM_CLASSES, summed_cross_entropy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +66,8 @@ def _unflatten(theta, num_features):
   return weights, theta[num_features * num_classes:]
 
 
-@tf.function(input_signature=[
-    _VECTOR, tf.TensorSpec([None, None], tf.float64),
-    tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float64)])
 def objective_and_gradient(theta, features, labels, inverse_c):
   """objective / n and its gradient with respect to the flat parameters.
-
-  Traced once for every feature size: the shapes come from the tensors.
 
   Args:
     theta: (d*K + K,) W row by row, then b.
@@ -91,9 +83,6 @@ def objective_and_gradient(theta, features, labels, inverse_c):
   return value, tape.gradient(value, theta)
 
 
-@tf.function(input_signature=[
-    _VECTOR, tf.TensorSpec([None, None], tf.float64),
-    tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float64)])
 def ovr_objective_and_gradient(theta, features, labels, inverse_c):
   """The sum over k of the one-vs-rest objectives / n, and its gradient.
 
@@ -120,8 +109,10 @@ def _dot(u, v):
   return tf.tensordot(u, v, 1)
 
 
-@tf.function(input_signature=[_VECTOR, tf.TensorSpec([None, None], tf.float64),
-                              tf.TensorSpec([None, None], tf.float64)])
+def _max_abs(vector):
+  return tf.reduce_max(tf.abs(vector))
+
+
 def lbfgs_direction(gradient, steps, gradient_changes):
   """-H g, H the L-BFGS estimate of the inverse Hessian (the two-loop
   recursion, Nocedal & Wright, Algorithm 7.4).
@@ -148,10 +139,27 @@ def lbfgs_direction(gradient, steps, gradient_changes):
   return -q
 
 
+class Solution(NamedTuple):
+  """What ``minimize_lbfgs`` returns: tensors, read on the host once."""
+  theta: tf.Tensor
+  converged: tf.Tensor
+  iterations: tf.Tensor
+  objective: tf.Tensor
+  gradient_norm: tf.Tensor
+
+
 def minimize_lbfgs(function, theta, tolerance=1e-8, max_iterations=20_000,
                    history_size=10):
   """Minimises a smooth convex function with L-BFGS and a backtracking
   (Armijo) line search.
+
+  Written to run inside a ``tf.function``: AutoGraph turns each ``while``
+  over tensors into a ``tf.while_loop`` and each ``if`` over tensors into a
+  ``tf.cond``, so a whole fit is one call into the graph and the host reads
+  nothing until it ends. (Under ``tf.config.run_functions_eagerly`` the same
+  code runs as plain Python.) A ``tf.while_loop`` needs every loop variable
+  to keep its shape, so the history is a fixed (history_size, p) buffer
+  whose last ``count`` rows hold the recent steps, oldest first.
 
   Args:
     function: theta -> (value, gradient), float64 tensors.
@@ -160,45 +168,83 @@ def minimize_lbfgs(function, theta, tolerance=1e-8, max_iterations=20_000,
     max_iterations: stop after this many iterations, converged or not.
     history_size: how many recent steps shape the Hessian estimate.
   Returns:
-    (theta, FitResult).
+    A Solution.
   """
   theta = tf.convert_to_tensor(theta, tf.float64)
+  tolerance = tf.cast(tolerance, tf.float64)
   value, gradient = function(theta)
-  steps = gradient_changes = tf.zeros([0, theta.shape[0]], tf.float64)
-  iteration = 0
-  while True:
-    gradient_norm = float(tf.reduce_max(tf.abs(gradient)))
-    if gradient_norm <= tolerance or iteration == max_iterations:
-      break
-    direction = lbfgs_direction(gradient, steps, gradient_changes)
-    slope = float(_dot(gradient, direction))
+  gradient_norm = _max_abs(gradient)
+  steps = tf.zeros([history_size, tf.size(theta)], tf.float64)
+  gradient_changes = tf.zeros_like(steps)
+  count = tf.constant(0)
+  iteration = tf.constant(0)
+  stalled = tf.constant(False)  # the line search found no decrease
+  while (gradient_norm > tolerance and iteration < max_iterations and
+         not stalled):
+    direction = lbfgs_direction(gradient, steps[history_size - count:],
+                                gradient_changes[history_size - count:])
+    slope = _dot(gradient, direction)
     # Without history the direction is -g: keep the first step modest.
-    step = 1.0 if iteration else min(1.0, 1.0 / gradient_norm)
-    while True:
+    one = tf.constant(1.0, tf.float64)
+    step = tf.where(iteration > 0, one, tf.minimum(one, 1.0 / gradient_norm))
+    new_theta, new_value, new_gradient = theta, value, gradient
+    accepted = tf.constant(False)
+    while not accepted and not stalled:
       new_theta = theta + step * direction
       new_value, new_gradient = function(new_theta)
-      # Sufficient decrease: at least 1e-4 of what the slope promises.
-      if float(new_value - value) <= 1e-4 * step * slope:
-        break
-      # Near the minimum the decrease drowns in float64 rounding of the
-      # value; then let the gradient, still exact enough, judge the step.
-      if (abs(float(new_value - value)) <= 1e-14 * abs(float(value)) and
-          float(tf.reduce_max(tf.abs(new_gradient))) < gradient_norm):
-        break
-      step *= 0.5
-      if step < 1e-20:  # no decrease left to find in float64
-        return theta, FitResult(False, iteration, float(value), gradient_norm)
-    s, y = new_theta - theta, new_gradient - gradient
-    # s.y > 0 always holds for a strictly convex function; the check keeps
-    # the estimate positive definite if rounding ever says otherwise.
-    if float(_dot(s, y)) > 1e-16 * float(_dot(y, y)):
-      steps = tf.concat([steps, s[None]], axis=0)[-history_size:]
-      gradient_changes = tf.concat([gradient_changes, y[None]],
-                                   axis=0)[-history_size:]
-    theta, value, gradient = new_theta, new_value, new_gradient
-    iteration += 1
-  return theta, FitResult(gradient_norm <= tolerance, iteration, float(value),
-                          gradient_norm)
+      change = new_value - value
+      # Sufficient decrease: at least 1e-4 of what the slope promises. Near
+      # the minimum the decrease drowns in float64 rounding of the value;
+      # then let the gradient, still exact enough, judge the step.
+      accepted = (change <= 1e-4 * step * slope or
+                  (tf.abs(change) <= 1e-14 * tf.abs(value) and
+                   _max_abs(new_gradient) < gradient_norm))
+      if not accepted:
+        step *= 0.5
+        stalled = step < 1e-20  # no decrease left to find in float64
+    if not stalled:
+      s, y = new_theta - theta, new_gradient - gradient
+      # s.y > 0 always holds for a strictly convex function; the check keeps
+      # the estimate positive definite if rounding ever says otherwise.
+      if _dot(s, y) > 1e-16 * _dot(y, y):
+        steps = tf.concat([steps[1:], s[None]], axis=0)
+        gradient_changes = tf.concat([gradient_changes[1:], y[None]], axis=0)
+        count = tf.minimum(count + 1, history_size)
+      theta, value, gradient = new_theta, new_value, new_gradient
+      gradient_norm = _max_abs(gradient)
+      iteration += 1
+  return Solution(theta, gradient_norm <= tolerance, iteration, value,
+                  gradient_norm)
+
+
+def _compile_fit(objective):
+  """``minimize_lbfgs`` of ``objective`` as ONE tf.function.
+
+  The data are arguments, not captured constants, and every dimension of
+  the signature is None: one trace serves every feature size, sample count
+  and penalty (``trace_counts`` reports 1).
+  """
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.float64),          # theta: where to start
+      tf.TensorSpec([None, None], tf.float64),    # features (n, d)
+      tf.TensorSpec([None], tf.int64),            # labels (n,)
+      tf.TensorSpec([], tf.float64),              # 1 / C
+      tf.TensorSpec([], tf.float64),              # tolerance
+      tf.TensorSpec([], tf.int32)])               # max_iterations
+  def fit(theta, features, labels, inverse_c, tolerance, max_iterations):
+
+    def objective_at(point):
+      return objective(point, features, labels, inverse_c)
+
+    return minimize_lbfgs(objective_at, theta, tolerance, max_iterations)
+
+  return fit
+
+
+# One compiled solver per objective, shared by every probe of the process.
+COMPILED_FITS = {name: _compile_fit(objective)
+                 for name, objective in OBJECTIVES.items()}
 
 
 class LogisticRegression(tf.Module):
@@ -233,20 +279,19 @@ class LogisticRegression(tf.Module):
       A FitResult; W and b hold the solution (for "multinomial", the b with
       mean 0).
     """
-    features = tf.cast(features, tf.float64)
-    labels = tf.cast(labels, tf.int64)
-    inverse_c = tf.constant(1.0 / self.C, tf.float64)
     theta = tf.concat([tf.reshape(self.W, [-1]), self.b], axis=0)
-    function = OBJECTIVES[self.objective]
-    theta, result = minimize_lbfgs(
-        lambda t: function(t, features, labels, inverse_c),
-        theta, tolerance, max_iterations)
-    weights, bias = _unflatten(theta, self.W.shape[0])
+    solution = COMPILED_FITS[self.objective](
+        theta, tf.cast(features, tf.float64), tf.cast(labels, tf.int64),
+        tf.constant(1.0 / self.C, tf.float64),
+        tf.constant(tolerance, tf.float64), tf.constant(max_iterations))
+    weights, bias = _unflatten(solution.theta, self.W.shape[0])
     self.W.assign(weights)
     if self.objective == "multinomial":
       bias -= tf.reduce_mean(bias)
     self.b.assign(bias)
-    return result
+    return FitResult(bool(solution.converged), int(solution.iterations),
+                     float(solution.objective),
+                     float(solution.gradient_norm))
 
   def __call__(self, features):
     """The logits x W + b, (n, K) float64."""

@@ -42,28 +42,36 @@ def generate_series(length, rng):
   return x.astype(np.int32), y.astype(np.int32)
 
 
-def windows(x, y, batch_size, num_steps):
-  """Splits a series into ``batch_size`` parallel rows and walks them.
+def windows(x, y, batch_size, bptt_steps):
+  """Splits a series into ``batch_size`` parallel rows and cuts the rows into
+  windows (the post's ``gen_batch``).
 
   The series is cut into batch_size contiguous rows (row r holds steps
-  r*L .. (r+1)*L - 1, L = T // batch_size), and each row is read in
-  consecutive windows of num_steps. Window i of every row continues exactly
-  where window i-1 stopped, which is what lets the final RNN state of one
-  window serve as the initial state of the next (truncated backprop).
+  r*L .. (r+1)*L - 1, L = T // batch_size), and each row into consecutive
+  windows of bptt_steps. Window i of every row continues exactly where window
+  i-1 stopped, which is what lets the final RNN state of one window serve as
+  the initial state of the next (truncated backprop). Steps that do not fill
+  a whole row or window are dropped, as in the post.
 
-  Yields:
-    (x_window, y_window), each int32 of shape (batch_size, num_steps).
+  Returns:
+    x_windows, y_windows: int32 arrays (num_windows, batch_size, bptt_steps);
+    [i] is window i for every row at once.
   """
   row_length = len(x) // batch_size
-  x_rows = x[:batch_size * row_length].reshape(batch_size, row_length)
-  y_rows = y[:batch_size * row_length].reshape(batch_size, row_length)
-  for start in range(0, row_length - num_steps + 1, num_steps):
-    yield (x_rows[:, start:start + num_steps],
-           y_rows[:, start:start + num_steps])
+  num_windows = row_length // bptt_steps
+
+  def cut(series):
+    rows = series[:batch_size * row_length].reshape(batch_size, row_length)
+    rows = rows[:, :num_windows * bptt_steps]
+    return np.ascontiguousarray(
+        rows.reshape(batch_size, num_windows, bptt_steps).transpose(1, 0, 2),
+        dtype=np.int32)
+
+  return cut(x), cut(y)
 
 
-def windows_per_epoch(series_length, batch_size, num_steps):
-  return (series_length // batch_size) // num_steps
+def windows_per_epoch(series_length, batch_size, bptt_steps):
+  return (series_length // batch_size) // bptt_steps
 
 
 def binary_entropy(p):

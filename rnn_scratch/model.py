@@ -1,7 +1,7 @@
 """A vanilla RNN unrolled by hand, from raw tf.Variables.
 
-For one window of ``num_steps`` inputs x_1..x_n (one-hot over 2 classes) and
-an initial state s_0:
+For one window of n = ``bptt_steps`` inputs x_1..x_n (one-hot over 2
+classes) and an initial state s_0:
 
   s_t      = tanh(x_t W + s_{t-1} U + b)     x_t: (batch, 2), s_t: (batch, S)
   logits_t = s_t V + c                       logits_t: (batch, 2)
@@ -11,7 +11,7 @@ an initial state s_0:
 
 Truncated backprop through time: the final state s_n of one window is fed as
 s_0 of the next window, but as a plain input tensor, so the gradient of a
-window's loss stops at its own s_0.
+window's loss stops at its own s_0 (``train.py`` carries it).
 """
 import tensorflow as tf
 
@@ -50,15 +50,16 @@ class EchoRNN(tf.Module):
     """Runs one window.
 
     Args:
-      inputs: int (batch, num_steps) class indices x_1..x_n.
+      inputs: int (batch, n) class indices x_1..x_n; n must be known when
+        the function is traced (it is the number of cells written).
       state: float32 (batch, S), the state s_0 before the window.
     Returns:
-      logits: float32 (batch, num_steps, 2); final_state: (batch, S) = s_n.
+      logits: float32 (batch, n, 2); final_state: (batch, S) = s_n.
     """
     x = tf.one_hot(inputs, NUM_CLASSES)
     logits = []
-    # A Python loop: tracing writes num_steps copies of the cell into the
-    # graph, which is exactly "unrolling by hand".
+    # A Python loop: tracing writes n copies of the cell into the graph,
+    # which is exactly "unrolling by hand" (the post's static_rnn).
     for t in range(inputs.shape[1]):
       state = tf.tanh(x[:, t] @ self.W + state @ self.U + self.b)
       logits.append(state @ self.V + self.c)
@@ -70,27 +71,3 @@ def cross_entropy(logits, labels):
   return tf.reduce_mean(
       tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
                                                      logits=logits))
-
-
-def make_train_step(model, optimizer, batch_size, num_steps):
-  """Builds the compiled training step for one window.
-
-  ``optimizer`` is anything with ``apply(gradients)`` for ``model.weights``
-  (tfscratch.optimizers or the Keras adapter). The input signature is fixed,
-  so the step is traced once and reused for every window.
-
-  Returns:
-    train_step(inputs, labels, state) -> (loss, final_state).
-  """
-  window = tf.TensorSpec([batch_size, num_steps], tf.int32)
-  state_spec = tf.TensorSpec([batch_size, model.state_size], tf.float32)
-
-  @tf.function(input_signature=[window, window, state_spec])
-  def train_step(inputs, labels, state):
-    with tf.GradientTape() as tape:
-      logits, final_state = model(inputs, state)
-      loss = cross_entropy(logits, labels)
-    optimizer.apply(tape.gradient(loss, model.weights))
-    return loss, final_state
-
-  return train_step

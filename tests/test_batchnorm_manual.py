@@ -1,21 +1,26 @@
 """batchnorm_manual: BatchNorm against keras.layers.BatchNormalization and
-tf.nn.batch_normalization, both nets against keras.Sequential, one-example
-inference, learning on MNIST, and the command line."""
+tf.nn.batch_normalization, both nets against their keras.Sequential twins
+(reference.py), the in-graph training loop (K steps per call equal one step
+per call, batches gathered in the graph equal nn.ordered_batch, traced once),
+one-example inference, learning on MNIST, and the command line (flag checks,
+divergence guard, trace counts)."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import functools
 import json
 import os
 import subprocess
 import sys
+import textwrap
+import types
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from batchnorm_manual import reference, train
 from batchnorm_manual.batchnorm import BatchNorm
-from batchnorm_manual.model import (BatchNormNet, PlainNet, initial_weights,
-                                    make_evaluate, make_train_step,
-                                    predict_one_at_a_time)
+from batchnorm_manual.model import BatchNormNet, PlainNet, initial_weights
 from tests.mnist_fixture import real_mnist
 from tfscratch import nn
 from tfscratch.optimizers import SGD
@@ -182,47 +187,28 @@ class BatchNormTest(tf.test.TestCase):
         BatchNorm(3, **kwargs)
 
 
-def _keras_twin(ours, momentum=0.99, epsilon=1e-3):
-  """The keras.Sequential of ``ours`` (either net), holding ours' weights."""
-  batchnorm = isinstance(ours, BatchNormNet)
-  layers = [keras.Input((784,))]
-  for _ in ours.hidden:
-    layers.append(keras.layers.Dense(100, use_bias=not batchnorm))
-    if batchnorm:
-      layers.append(keras.layers.BatchNormalization(momentum=momentum,
-                                                    epsilon=epsilon))
-    layers.append(keras.layers.Activation("sigmoid"))
-  layers.append(keras.layers.Dense(10))
-  model = keras.Sequential(layers)
-  dense = [layer for layer in model.layers
-           if isinstance(layer, keras.layers.Dense)]
-  for keras_layer, our_layer in zip(dense, [*ours.hidden, ours.readout]):
-    keras_layer.kernel.assign(our_layer.W)
-    if our_layer.b is not None:
-      keras_layer.bias.assign(our_layer.b)
-  return model
-
-
-def _keras_train_step(model, learning_rate):
-  optimizer = keras.optimizers.SGD(learning_rate)
-  optimizer.build(model.trainable_weights)
-
-  @tf.function
-  def train_step(images, labels):
-    with tf.GradientTape() as tape:
-      loss = nn.summed_cross_entropy(model(images, training=True), labels)
-    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights),
-                                  model.trainable_weights))
-    return loss
-
-  return train_step
-
-
 def _digit_like_batch(rng, batch=60):
   """Random (batch, 784) images in [0, 1], ~20% of pixels lit like a digit."""
   images = rng.random((batch, 784)) * (rng.random((batch, 784)) < 0.2)
   return (tf.constant(images, tf.float32),
           tf.constant(rng.integers(0, 10, batch), tf.int64))
+
+
+def _digit_like_data(rng, num_train=150, num_test=40):
+  """A small stand-in for Mnist: train and test splits of digit-like data."""
+  splits = {}
+  for name, count in (("train", num_train), ("test", num_test)):
+    images, labels = _digit_like_batch(rng, count)
+    splits[name] = types.SimpleNamespace(images=images.numpy(),
+                                         labels=labels.numpy())
+  return types.SimpleNamespace(**splits)
+
+
+def _compiled_sgd_step(net, learning_rate=0.01):
+  """One SGD step per call, as the experiment took them before its loop
+  moved into the graph."""
+  return tf.function(functools.partial(train.sgd_step, net,
+                                       SGD(net.weights, learning_rate)))
 
 
 class NetworkTest(tf.test.TestCase):
@@ -250,26 +236,25 @@ class NetworkTest(tf.test.TestCase):
     for net_class in (PlainNet, BatchNormNet):
       with self.subTest(net=net_class.__name__):
         ours = net_class(self.weights)
-        theirs = _keras_twin(ours)
+        theirs = reference.keras_twin(ours)
+        start = reference.keras_twin(net_class(self.weights))
         self.assertEqual([tuple(v.shape) for v in ours.weights],
                          [tuple(v.shape) for v in theirs.trainable_weights])
-        our_step = make_train_step(ours, SGD(ours.weights, 0.01), 60)
-        their_step = _keras_train_step(theirs, 0.01)
+        our_step = _compiled_sgd_step(ours)
+        their_step = tf.function(reference.keras_sgd_step(theirs, 0.01))
         for _ in range(4):
           images, labels = _digit_like_batch(self.rng)
           self.assertAllClose(our_step(images, labels),
                               their_step(images, labels), **TOLERANCE)
         changed = 0
-        for mine, keras_weight, start in zip(
-            ours.weights, theirs.trainable_weights,
-            _keras_twin(net_class(self.weights)).trainable_weights):
+        for mine, keras_weight, initial in zip(
+            ours.weights, theirs.trainable_weights, start.trainable_weights):
           self.assertAllClose(mine, keras_weight, **TOLERANCE)
-          changed += not np.allclose(mine, start, rtol=0, atol=1e-4)
+          changed += not np.allclose(mine, initial, rtol=0, atol=1e-4)
         self.assertEqual(changed, len(ours.weights))  # all of them learned
         if net_class is BatchNormNet:
-          keras_bns = [layer for layer in theirs.layers if isinstance(
-              layer, keras.layers.BatchNormalization)]
-          for norm, keras_bn in zip(ours.norms, keras_bns):
+          for norm, keras_bn in zip(ours.norms,
+                                    reference.batchnorm_layers(theirs)):
             self.assertAllClose(norm.moving_mean, keras_bn.moving_mean,
                                 **TOLERANCE)
             self.assertAllClose(norm.moving_variance,
@@ -283,12 +268,7 @@ class NetworkTest(tf.test.TestCase):
     for norm in ours.norms:
       norm.gamma.assign(self.rng.uniform(0.5, 2.0, 100))
       norm.beta.assign(self.rng.normal(0.0, 1.0, 100))
-    theirs = _keras_twin(ours, momentum=0.9, epsilon=1e-5)
-    keras_bns = [layer for layer in theirs.layers
-                 if isinstance(layer, keras.layers.BatchNormalization)]
-    for norm, keras_bn in zip(ours.norms, keras_bns):
-      keras_bn.gamma.assign(norm.gamma)
-      keras_bn.beta.assign(norm.beta)
+    theirs = reference.keras_twin(ours)  # copies gamma and beta too
     images, labels = _digit_like_batch(self.rng)
     gradients = []
     for model, variables in ((lambda x: ours(x, training=True), ours.weights),
@@ -300,30 +280,148 @@ class NetworkTest(tf.test.TestCase):
     for our_gradient, their_gradient in zip(*gradients):
       self.assertAllClose(our_gradient, their_gradient, **TOLERANCE)
 
-  def test_train_step_traces_once(self):
-    net = BatchNormNet(self.weights)
-    step = make_train_step(net, SGD(net.weights, 0.01), 60)
-    for _ in range(3):
-      step(*_digit_like_batch(self.rng))
-    self.assertEqual(step.experimental_get_tracing_count(), 1)
-
   def test_one_at_a_time_is_the_model_on_batches_of_one(self):
     """The vectorised predictions equal a Python loop over batches of one;
-    with batch statistics every example gets the class of sigmoid(beta)."""
+    with batch statistics every example gets the class of sigmoid(beta).
+    Each mode's compiled function is traced once, whatever the count."""
     net = BatchNormNet(self.weights)
-    step = make_train_step(net, SGD(net.weights, 0.01), 60)
+    step = _compiled_sgd_step(net)
     for _ in range(20):
       step(*_digit_like_batch(self.rng))
+    predict = {training: train.compile_predict_one_at_a_time(net, training)
+               for training in (True, False)}
     images, _ = _digit_like_batch(self.rng, batch=12)
     for training in (True, False):
       looped = [int(tf.argmax(net(images[i:i + 1], training=training)[0]))
                 for i in range(12)]
-      self.assertAllEqual(predict_one_at_a_time(net, images, training),
-                          looped)
+      self.assertAllEqual(predict[training](images), looped)
+      self.assertAllEqual(predict[training](images[:5]), looped[:5])
+      self.assertEqual(predict[training].experimental_get_tracing_count(), 1)
     # Whatever the image, the last BN layer outputs its beta.
     h = tf.sigmoid(net.norms[-1].beta[tf.newaxis])
-    self.assertAllEqual(predict_one_at_a_time(net, images, True),
+    self.assertAllEqual(predict[True](images),
                         [int(tf.argmax(net.readout(h)[0]))] * 12)
+
+
+def _variables(learner):
+  return [v.numpy() for v in learner.net.variables]
+
+
+class TrainingLoopTest(tf.test.TestCase):
+  """train.py: the loop in the graph changes no number, and traces once."""
+
+  def setUp(self):
+    super().setUp()
+    self.data = _digit_like_data(np.random.default_rng(2))
+
+  def test_batches_gathered_in_graph_are_ordered_batches(self):
+    """Step i trains on nn.ordered_batch(..., i), wrapping round the data."""
+    images = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+    labels = np.arange(7, dtype=np.int64)
+    seen = tf.Variable(tf.zeros([4, 3]))
+
+    def step(batch_images, batch_labels):
+      seen.assign(batch_images)
+      return tf.cast(tf.reduce_sum(batch_labels * 10**tf.range(
+          4, dtype=tf.int64)), tf.float32)
+
+    train_steps = train.compile_training_steps(
+        step, tf.constant(images), tf.constant(labels), batch_size=4)
+    for i in range(5):
+      self.assertEqual(int(train_steps(i, 1)[0]),
+                       sum(label * 10**k for k, label in enumerate(
+                           nn.ordered_batch(images, labels, 4, i)[1])))
+      self.assertAllEqual(seen, nn.ordered_batch(images, labels, 4, i)[0])
+    # Far along, where i * batch_size no longer fits in 32 bits.
+    i = 2**31 // 4 + 5
+    train_steps(i, 1)
+    self.assertAllEqual(seen, nn.ordered_batch(images, labels, 4, i)[0])
+
+  def test_k_steps_per_call_equal_one_step_per_call(self):
+    """Bit for bit, for both nets: 7 steps in one call of the compiled loop,
+    7 calls of one step, and 7 host-fed calls of a compiled single step on
+    nn.ordered_batch (how the experiment ran before the loop moved into the
+    graph)."""
+    config = train.Config(batch_size=60)
+    in_one_call, one_per_call = (train.build(config, self.data)
+                                 for _ in range(2))
+    for name in train.NETS:
+      with self.subTest(net=name):
+        host_fed = {"plain": PlainNet, "batchnorm": BatchNormNet}[name](
+            initial_weights(config.seed))
+        host_step = _compiled_sgd_step(host_fed)
+        losses = in_one_call[name].train_steps(0, 7).numpy()
+        for i in range(7):
+          self.assertEqual(
+              one_per_call[name].train_steps(i, 1).numpy()[0], losses[i])
+          self.assertEqual(host_step(*nn.ordered_batch(
+              self.data.train.images, self.data.train.labels, 60, i)).numpy(),
+                           losses[i])
+        for a, b, c in zip(_variables(in_one_call[name]),
+                           _variables(one_per_call[name]),
+                           [v.numpy() for v in host_fed.variables]):
+          self.assertAllEqual(a, b)
+          self.assertAllEqual(a, c)
+        self.assertFalse(np.array_equal(_variables(in_one_call[name])[0],
+                                        in_one_call[name].initial_values[0]))
+
+  def test_train_evaluates_on_schedule_restarts_and_traces_once(self):
+    config = train.Config(steps=7, eval_every=3, learning_rate=0.05)
+    learners = train.build(config, self.data)
+    logged, evaluated = [], []
+    first = train.train(config, learners["batchnorm"], 0.05,
+                        log=lambda step, losses: logged.append(
+                            (step, len(losses))),
+                        on_eval=lambda e: evaluated.append(e.step),
+                        look_inside=True)
+    self.assertEqual(first.steps, [0, 3, 6, 7])
+    self.assertEqual(evaluated, first.steps)
+    self.assertEqual(logged, [(0, 3), (3, 3), (6, 1)])
+    self.assertLen(first.losses, 7)
+    self.assertLen(first.percentiles, 4)
+    self.assertLen(first.accuracy_as_one_batch, 4)
+    self.assertIsNone(first.diverged_at)
+    # restart: a second run repeats the first exactly, another learning
+    # rate differs, and nothing was traced again.
+    again = train.train(config, learners["batchnorm"], 0.05)
+    self.assertAllEqual(again.losses, first.losses)
+    self.assertEqual(again.accuracy, first.accuracy)
+    self.assertEqual(again.percentiles, [])  # not asked to look inside
+    other = train.train(config, learners["batchnorm"], 0.5)
+    self.assertNotAllClose(other.losses[1:], first.losses[1:])
+    train.train(config, learners["plain"], 0.05)
+    train.single_example_accuracy(learners["batchnorm"],
+                                  self.data.test.images,
+                                  self.data.test.labels)
+    counts = train.trace_counts(learners)
+    self.assertEqual(set(counts), {
+        "plain.train_steps", "plain.evaluate", "batchnorm.train_steps",
+        "batchnorm.evaluate", "batchnorm.evaluate_as_one_batch",
+        "batchnorm.predict_one_at_a_time.batch_statistics",
+        "batchnorm.predict_one_at_a_time.population_statistics"})
+    self.assertEqual(set(counts.values()), {1})
+
+  def test_non_finite_loss_stops_the_net_and_names_the_step(self):
+    config = train.Config(steps=20, eval_every=10)
+    learner = train.build(config, self.data)["plain"]
+    curve = train.train(config, learner, np.inf)
+    self.assertIsNotNone(curve.diverged_at)
+    self.assertFalse(np.isfinite(curve.losses[curve.diverged_at - 1]))
+    self.assertTrue(np.isfinite(curve.losses[:curve.diverged_at - 1]).all())
+    self.assertEqual(curve.steps, [0])
+
+  def test_sweep_reuses_the_main_run(self):
+    config = train.Config(steps=4, eval_every=2, learning_rate=0.01,
+                          lr_sweep=(0.01, 0.2))
+    learners = train.build(config, self.data)
+    main_run = train.train_both(config, learners, 0.01)
+    runs = train.sweep(config, learners, main_run)
+    self.assertEqual(list(runs), ["0.01", "0.2"])
+    self.assertIs(runs["0.01"], main_run)
+    self.assertEqual(set(runs["0.2"]), set(train.NETS))
+    self.assertEqual(train.steps_to_reach(train.Curve(
+        steps=[0, 2, 4], accuracy=[0.1, 0.92, 0.96])),
+                     {"0.90": 2, "0.95": 4})
 
 
 class MnistLearningTest(tf.test.TestCase):
@@ -333,43 +431,40 @@ class MnistLearningTest(tf.test.TestCase):
     a time, batch statistics give every image the same class, the moving
     averages give exactly the full-batch inference accuracy."""
     mnist = real_mnist(validation_size=5000)
-    weights = initial_weights(seed=0)
-    nets = {"plain": PlainNet(weights), "batchnorm": BatchNormNet(weights)}
-    steps = {name: make_train_step(net, SGD(net.weights, 0.01), 60)
-             for name, net in nets.items()}
-    losses = {name: [] for name in nets}
-    for step in range(300):
-      images, labels = nn.ordered_batch(mnist.train.images,
-                                        mnist.train.labels, 60, step)
-      for name, train_step in steps.items():
-        losses[name].append(float(train_step(images, labels)))
-    accuracy = {name: float(make_evaluate(net)(mnist.test.images,
-                                               mnist.test.labels)[0])
-                for name, net in nets.items()}
+    config = train.Config(steps=300, eval_every=300, lr_sweep=())
+    learners = train.build(config, mnist)
+    curves = train.train_both(config, learners, config.learning_rate,
+                              look_inside=True)
     chance_loss = 60 * np.log(10)  # summed cross-entropy of uniform logits
-    for name in nets:
-      self.assertLess(np.mean(losses[name][-50:]), chance_loss / 2, name)
+    for name, curve in curves.items():
+      self.assertEqual(curve.steps, [0, 300])
+      self.assertLess(np.mean(curve.losses[-50:]), chance_loss / 2, name)
+    accuracy = {name: curve.accuracy[-1] for name, curve in curves.items()}
     self.assertGreater(accuracy["plain"], 0.7)
     self.assertGreater(accuracy["batchnorm"], accuracy["plain"])
 
-    bn = nets["batchnorm"]
-    batch_statistics = predict_one_at_a_time(bn, mnist.test.images, True)
-    classes = np.unique(batch_statistics.numpy())
+    single, classes = train.single_example_accuracy(
+        learners["batchnorm"], mnist.test.images, mnist.test.labels)
     self.assertLen(classes, 1)
-    self.assertAllClose(np.mean(batch_statistics.numpy() == mnist.test.labels),
+    self.assertAllClose(single["batch_statistics"],
                         np.mean(mnist.test.labels == classes[0]))
-    population = predict_one_at_a_time(bn, mnist.test.images, False)
-    self.assertAllClose(np.mean(population.numpy() == mnist.test.labels),
+    self.assertAllClose(single["population_statistics"],
                         accuracy["batchnorm"], atol=2e-4)
 
 
-def _run_main(*flags, output_dir):
+def _run_main(*flags, output_dir, timeout=300):
   return subprocess.run(
       [sys.executable, "-m", "batchnorm_manual", f"--output_dir={output_dir}",
-       *flags], cwd=REPO, capture_output=True, text=True, timeout=300)
+       *flags], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 class CommandLineTest(tf.test.TestCase):
+
+  def assertOneLineError(self, result, pattern):
+    """A non-zero exit, ``pattern`` found on stderr, and no traceback."""
+    self.assertNotEqual(result.returncode, 0, result.stdout)
+    self.assertNotIn("Traceback", result.stderr)
+    self.assertRegex(result.stderr, pattern)
 
   def test_short_run_writes_results_and_figures(self):
     real_mnist()  # skips (or fails in CI) without MNIST
@@ -380,32 +475,110 @@ class CommandLineTest(tf.test.TestCase):
     self.assertEqual(result.returncode, 0, result.stderr)
     with open(os.path.join(output_dir, "results.json")) as f:
       results = json.load(f)
-    self.assertEqual(set(results["test_accuracy"]), {"plain", "batchnorm"})
+    self.assertIsInstance(results["test_accuracy"], float)
+    self.assertEqual(results["test_accuracy"],
+                     results["test_accuracy_per_net"]["batchnorm"])
+    self.assertEqual(set(results["test_accuracy_per_net"]),
+                     {"plain", "batchnorm"})
+    self.assertIsInstance(results["final_loss"], float)
     self.assertEqual(set(results["single_example_accuracy"]),
                      {"batch_statistics", "population_statistics"})
-    self.assertGreater(results["test_accuracy"]["batchnorm"], 0.5)
+    self.assertGreater(results["test_accuracy"], 0.5)
     self.assertLess(results["single_example_accuracy"]["batch_statistics"],
                     0.2)
     self.assertAlmostEqual(
         results["single_example_accuracy"]["population_statistics"],
-        results["test_accuracy"]["batchnorm"], delta=2e-4)
+        results["test_accuracy"], delta=2e-4)
     self.assertEqual(set(results["steps_to_accuracy"]), {"0.01", "0.5"})
     for entry in results["steps_to_accuracy"].values():
       self.assertEqual(set(entry["plain"]), {"0.90", "0.95"})
+      self.assertEqual(entry["steps_trained"], 120)
     self.assertEqual(results["curves"]["steps"], [0, 40, 80, 120])
+    self.assertEqual(results["curves"]["lr_sweep"]["0.5"]["steps"],
+                     [0, 40, 80, 120])
     self.assertLen(results["curves"]["sigmoid_input_percentiles"]["plain"], 4)
-    self.assertEqual(results["trace_count"], {"plain": 1, "batchnorm": 1})
+    # Every compiled function traced once, through the main run, the
+    # one-example inference and the sweep.
+    self.assertLen(results["trace_counts"], 7)
+    self.assertEqual(set(results["trace_counts"].values()), {1},
+                     results["trace_counts"])
     for name in ("accuracy.png", "sigmoid_input.png", "lr_sweep.png"):
       with open(os.path.join(output_dir, name), "rb") as f:
         self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
     self.assertTrue(os.listdir(os.path.join(output_dir, "tensorboard")))
 
-  def test_batch_size_one_is_refused_with_the_reason(self):
-    result = _run_main("--batch_size=1", output_dir=self.get_temp_dir())
-    self.assertNotEqual(result.returncode, 0)
-    self.assertIn("--batch_size must be at least 2", result.stderr)
-    self.assertIn("variance", result.stderr)
-    self.assertNotIn("Traceback", result.stderr)
+  def test_run_eagerly(self):
+    real_mnist()
+    output_dir = os.path.join(self.get_temp_dir(), "eager")
+    result = _run_main("--run_eagerly", "--steps=4", "--eval_every=2",
+                       "--lr_sweep=", output_dir=output_dir)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    with open(os.path.join(output_dir, "results.json")) as f:
+      self.assertIsInstance(json.load(f)["test_accuracy"], float)
+
+  def test_divergence_exits_with_one_line_and_publishes_nothing(self):
+    """A learning rate of 10,000 blows the loss up: the guard stops the run
+    (exit 1, one line) before any number is written."""
+    real_mnist()
+    output_dir = os.path.join(self.get_temp_dir(), "diverged")
+    result = _run_main("--learning_rate=1e4", "--steps=400", "--eval_every=20",
+                       "--lr_sweep=", output_dir=output_dir)
+    self.assertEqual(result.returncode, 1, result.stderr)
+    self.assertOneLineError(
+        result, r"(^|\n)error: plain net (diverged|loss became)[^\n]*\n$")
+    self.assertFalse(os.path.exists(os.path.join(output_dir, "results.json")))
+
+  def test_batch_larger_than_the_training_set_is_refused(self):
+    real_mnist()
+    output_dir = os.path.join(self.get_temp_dir(), "big_batch")
+    result = _run_main("--batch_size=60000", "--steps=2", "--lr_sweep=",
+                       output_dir=output_dir)
+    self.assertEqual(result.returncode, 1, result.stderr)
+    self.assertOneLineError(
+        result, r"(^|\n)error: --batch_size=60000 is more than the 55,000 "
+        r"training images[^\n]*\n$")
+    self.assertFalse(os.path.exists(output_dir))
+
+  def test_flags_are_checked_before_anything_runs(self):
+    """Every float flag finite, --steps bounded (it sizes what the run keeps
+    in memory), --batch_size at least 2 with the reason. The validators are
+    checked in one process (starting TensorFlow for each flag would cost
+    seconds apiece); test_batch_larger_than_the_training_set_is_refused
+    shows the command line's one-line message."""
+    script = textwrap.dedent("""
+        import sys
+        from absl import flags
+        import batchnorm_manual.__main__  # defines the flags
+        for argv in sys.argv[1:]:
+          flags.FLAGS.unparse_flags()
+          try:
+            flags.FLAGS(["prog", argv])
+            print(argv, "ACCEPTED")
+          except flags.Error as error:
+            print(argv, "REFUSED", str(error).replace(chr(10), " "))
+        """)
+    refused = ["--momentum=nan", "--momentum=1", "--momentum=inf",
+               "--epsilon=inf", "--epsilon=0", "--epsilon=nan",
+               "--learning_rate=inf", "--learning_rate=nan",
+               "--learning_rate=-inf", "--lr_sweep=0.1,inf", "--lr_sweep=nan",
+               "--steps=1000000000", "--steps=1000001",
+               "--divergence_factor=nan", "--batch_size=1"]
+    accepted = ["--momentum=0", "--epsilon=1e-5", "--steps=1000000",
+                "--lr_sweep="]
+    result = subprocess.run([sys.executable, "-c", script, *refused,
+                             *accepted], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    for argv in refused:
+      name = argv[2:].split("=")[0]
+      self.assertRegex(lines[argv], rf"^REFUSED .*--{name}", argv)
+    self.assertIn("must be finite", lines["--learning_rate=inf"])
+    self.assertIn("1000000", lines["--steps=1000000000"])
+    self.assertRegex(lines["--batch_size=1"],
+                     "--batch_size must be at least 2: the variance")
+    for argv in accepted:
+      self.assertEqual(lines[argv], "ACCEPTED")
 
   def test_missing_mnist_is_a_one_line_error(self):
     """The loader's message (its own tests cover corrupt files), exit 1, no

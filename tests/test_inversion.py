@@ -1,21 +1,24 @@
 """The inversion experiment: logit and squash against NumPy, the classifier
-against tf.keras, the inverse path's gradients against finite differences,
-and small real-MNIST runs that must actually learn."""
+against tf.keras (reference.py), the inverse path's gradients against finite
+differences, the compiled loops against one step per call, and small
+real-MNIST runs that must actually learn."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import dataclasses
 import os
 import tempfile
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from inversion import model
 from inversion import plots
+from inversion import reference
+from inversion import train
 from tests.mnist_fixture import real_mnist
+from tfscratch import loop
 from tfscratch import optimizers
 from tfscratch.lab.errors import NonFiniteError
-from tfscratch.nn import ordered_batch
 from tfscratch.lab.outputs import RunOutputs
 
 TINY_SIZES = (9, 5, 4, 3)  # 3x3 "images", two hidden layers, 3 classes
@@ -34,19 +37,6 @@ def numpy_squash(p):
 
 def numpy_sigmoid(z):
   return 1 / (1 + np.exp(-z))
-
-
-def keras_twin(classifier):
-  """A tf.keras.Sequential computing the same function, weights copied."""
-  n_in, n_1, n_2, n_out = classifier.layer_sizes
-  twin = keras.Sequential([
-      keras.Input((n_in,)),
-      keras.layers.Dense(n_1, activation="sigmoid"),
-      keras.layers.Dense(n_2, activation="sigmoid"),
-      keras.layers.Dense(n_out),
-  ])
-  twin.set_weights([w.numpy() for w in classifier.weights])
-  return twin
 
 
 class LogitSquashTest(tf.test.TestCase):
@@ -146,7 +136,7 @@ class KerasEquivalenceTest(tf.test.TestCase):
   def setUp(self):
     super().setUp()
     self.classifier = model.Classifier(seed=3)
-    self.twin = keras_twin(self.classifier)
+    self.twin = reference.keras_classifier(self.classifier)
     rng = np.random.default_rng(4)
     self.images = rng.random((32, 784)).astype(np.float32)
     self.labels = rng.integers(0, 10, 32)
@@ -174,29 +164,20 @@ class KerasEquivalenceTest(tf.test.TestCase):
     self.assertGreater(np.abs(ours[0].numpy()).max(), 1e-3)
 
   def test_adagrad_training_matches_keras(self):
-    """Three classifier steps, hand-written Adagrad vs keras.optimizers."""
+    """Three compiled classifier steps (one call) against keras.optimizers:
+    32 images and batches of 32, so every step sees the same batch."""
     optimizer = optimizers.Adagrad(self.classifier.weights, 0.01)
-    step = model.make_classifier_train_step(self.classifier, optimizer, 32)
-    keras_optimizer = keras.optimizers.Adagrad(learning_rate=0.01)
-
-    @tf.function
-    def keras_step(images, labels):
-      with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=labels, logits=self.twin(images)))
-      variables = self.twin.trainable_variables
-      keras_optimizer.apply_gradients(
-          zip(tape.gradient(loss, variables), variables))
-      return loss
-
+    train_steps = loop.compile_steps(train.classifier_step(
+        self.classifier, optimizer, tf.constant(self.images),
+        tf.constant(self.labels), 32))
+    keras_step = reference.keras_train_step(self.twin, 0.01)
     initial = [w.numpy() for w in self.classifier.weights]
-    for _ in range(3):
-      ours = step(self.images, self.labels)
-      theirs = keras_step(self.images, self.labels)
-      self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-5)
-    for mine, reference in zip(self.classifier.weights,
-                               self.twin.trainable_variables):
-      self.assertAllClose(mine, reference, rtol=1e-5, atol=1e-6)
+    ours = train_steps(0, 3)
+    theirs = [keras_step(self.images, self.labels) for _ in range(3)]
+    self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-5)
+    for mine, twin in zip(self.classifier.weights,
+                          self.twin.trainable_variables):
+      self.assertAllClose(mine, twin, rtol=1e-5, atol=1e-6)
     self.assertGreater(np.abs(self.classifier.W3.numpy() - initial[4]).max(),
                        1e-3)
 
@@ -251,24 +232,128 @@ class InversePathTest(tf.test.TestCase):
                           msg=variable.name)
       self.assertGreater(np.abs(numeric).max(), 1e-2)
 
-  def test_inverse_step_trains_only_the_inverse_and_traces_once(self):
+  def test_inverse_step_trains_only_the_inverse_and_skips_empty_batches(self):
     classifier, inverse, x = self.tiny(tf.float32)
     before = [w.numpy() for w in classifier.weights + inverse.weights]
-    # SGD's learning rate is float32, so the step runs in float32.
-    step = model.make_inverse_train_step(
-        inverse, optimizers.SGD(inverse.weights, 1e-3))
-    for count in (6, 3, 5):
-      step(x[:count])
+    confidence = tf.nn.softmax(classifier(x)).numpy().max(axis=1)
+    # Batches of 2. Above the lower confidence of batch 0: it keeps 1
+    # example; above every confidence: no example, the batch is skipped.
+    step = train.inverse_step(inverse, optimizers.SGD(inverse.weights, 1e-3),
+                              tf.constant(x), 2, float(confidence[:2].min()))
+    total, distance, excess, kept = step(tf.constant(0)).numpy()
+    self.assertEqual(kept, 1)
+    self.assertAllClose(total, distance + excess)
     after = [w.numpy() for w in classifier.weights + inverse.weights]
     for frozen, now in zip(before[:6], after[:6]):
       self.assertAllEqual(frozen, now)
     for trained, now in zip(before[6:], after[6:]):
       self.assertGreater(np.abs(trained - now).max(), 0)
-    self.assertEqual(step.experimental_get_tracing_count(), 1)
+    skip = train.inverse_step(inverse, optimizers.SGD(inverse.weights, 1e-3),
+                              tf.constant(x), 2, float(confidence.max()))
+    self.assertAllEqual(skip(tf.constant(1)), [0, 0, 0, 0])
+    for unchanged, now in zip(after, classifier.weights + inverse.weights):
+      self.assertAllEqual(unchanged, now)
+
+
+class CompiledLoopTest(tf.test.TestCase):
+  """K steps in one call of a compiled loop are K separate steps, bit for
+  bit, and each compiled function is traced once."""
+
+  def test_classifier_steps(self):
+    rng = np.random.default_rng(7)
+    images = tf.constant(rng.random((96, 784)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 10, 96))
+    weights, losses = [], []
+    for per_call in (6, 1):
+      classifier = model.Classifier(seed=8)
+      train_steps = loop.compile_steps(train.classifier_step(
+          classifier, optimizers.Adagrad(classifier.weights, 0.05), images,
+          labels, 32))
+      losses.append(np.concatenate([train_steps(first, per_call)
+                                    for first in range(0, 6, per_call)]))
+      weights.append([w.numpy() for w in classifier.weights])
+      self.assertEqual(loop.trace_counts(f=train_steps), {"f": 1})
+    self.assertAllEqual(losses[0], losses[1])
+    for k_steps, one_step in zip(*weights):
+      self.assertAllEqual(k_steps, one_step)
+    self.assertNotAllClose(weights[0][0], model.Classifier(seed=8).W1)
+
+  def test_inverse_steps_match_one_call_per_step(self):
+    """Also against calling the step from Python once per step, the code the
+    README's numbers first came from (train.inverse_step explains why)."""
+    classifier = model.Classifier(TINY_SIZES, seed=9)
+    x = np.random.default_rng(10).random((12, TINY_SIZES[0]))
+    x = tf.constant(x.astype(np.float32))
+    # The median confidence: some batches of 3 are kept whole, some in
+    # part, perhaps none.
+    threshold = float(np.median(
+        tf.nn.softmax(classifier(x)).numpy().max(axis=1)))
+    results = []
+    for mode in ("6 per call", "1 per call", "python loop"):
+      inverse = model.InversePath(classifier, seed=9)
+      step = train.inverse_step(inverse,
+                                optimizers.Adagrad(inverse.weights, 0.1), x,
+                                3, threshold)
+      if mode == "python loop":
+        rows = [step(tf.constant(i)).numpy() for i in range(6)]
+      else:
+        train_steps = loop.compile_steps(step)
+        per_call = 6 if mode == "6 per call" else 1
+        rows = [train_steps(first, per_call).numpy()
+                for first in range(0, 6, per_call)]
+        self.assertEqual(train_steps.experimental_get_tracing_count(), 1)
+      results.append((np.concatenate(rows).reshape(6, 4),
+                      [w.numpy() for w in inverse.weights]))
+      self.assertEqual(step.experimental_get_tracing_count(), 1)
+    kept = results[0][0][:, 3]
+    self.assertGreater(kept.max(), 0)
+    for rows, weights in results[1:]:
+      self.assertAllEqual(rows, results[0][0])
+      for mine, first in zip(weights, results[0][1]):
+        self.assertAllEqual(mine, first)
+
+  def test_code_and_pixel_steps(self):
+    classifier = model.Classifier(TINY_SIZES, seed=11)
+    one_hot = np.eye(3, dtype=np.float32)[[1, 2]]
+    target = classifier.hidden(np.full((2, 9), 0.3, np.float32))[1]
+    for name in ("codes", "pixels"):
+      results = []
+      for per_call in (4, 1):
+        if name == "codes":
+          variables = model.FreeCodes(2, TINY_SIZES[2])
+          step = train.code_step(classifier, variables,
+                                 optimizers.SGD([variables.z2], 1.0), one_hot)
+        else:
+          variables = model.SigmoidImages(2, 9, initial_logit=-1.0)
+          step = train.pixel_step(
+              variables, optimizers.Adam([variables.v], 0.1),
+              lambda images: model.code_matching_loss(
+                  classifier, images, target, 1e-2, 1e-3))
+        train_steps = loop.compile_steps(step)
+        losses = np.concatenate([train_steps(first, per_call)
+                                 for first in range(0, 4, per_call)])
+        results.append((losses, variables.trainable_variables[0].numpy()))
+      self.assertAllEqual(results[0][0], results[1][0], msg=name)
+      self.assertAllEqual(results[0][1], results[1][1], msg=name)
+      self.assertLess(results[0][0][-1], results[0][0][0], msg=name)
+
+  def test_chunks_end_at_every_boundary(self):
+    self.assertEqual(list(train.chunks(10, 4)), [(0, 4), (4, 4), (8, 2)])
+    self.assertEqual(list(train.chunks(10, 4, 3)),
+                     [(0, 3), (3, 1), (4, 2), (6, 2), (8, 1), (9, 1)])
+    self.assertEqual(list(train.chunks(3, 100)), [(0, 3)])
+    # --log_every=10**9 still reads the losses every 10,000 steps.
+    self.assertEqual(list(train.chunks(25_000, 10**9)),
+                     [(0, 10_000), (10_000, 10_000), (20_000, 5_000)])
+
+  def test_ordered_indices_wrap_like_the_numpy_batches(self):
+    for step in (0, 1, 5, 12345):
+      self.assertAllEqual(train.ordered_indices(7, 3, tf.constant(step)),
+                          (step * 3 + np.arange(3)) % 7)
 
 
 class LearningTest(tf.test.TestCase):
-  """Small real-MNIST runs: every stage must beat a computed baseline."""
+  """Small real-MNIST runs of each stage: every one must beat a baseline."""
 
   @classmethod
   def setUpClass(cls):
@@ -276,78 +361,166 @@ class LearningTest(tf.test.TestCase):
     mnist = real_mnist(validation_size=5000)
     cls.train = mnist.train
     cls.test = mnist.test.take(1000)
+    cls.images = tf.constant(cls.train.images)
     cls.classifier = model.Classifier(seed=0)
-    optimizer = optimizers.Adagrad(cls.classifier.weights, 0.05)
-    step = model.make_classifier_train_step(cls.classifier, optimizer, 200)
-    for i in range(300):
-      step(*ordered_batch(cls.train.images, cls.train.labels, 200, i))
+    # staticmethod: a tf.function stored on a class would become a method.
+    cls.predict = staticmethod(train.make_predict(cls.classifier))
+    config = train.Config(steps=300, batch_size=200, learning_rate=0.05,
+                          eval_every=300, log_every=100)
+    cls.log = Log()
+    cls.accuracy, _ = train.train_classifier(
+        cls.classifier, cls.images, tf.constant(cls.train.labels), cls.test,
+        cls.predict, config, cls.log)
 
-  def test_classifier_learns(self):
-    predictions = np.argmax(self.classifier(self.test.images).numpy(), axis=1)
-    self.assertGreater(np.mean(predictions == self.test.labels), 0.85)
+  def test_classifier_learns_and_logs_every_step(self):
+    self.assertGreater(self.accuracy, 0.85)
+    self.assertEqual(self.log.steps(), list(range(300)))
+    self.assertEqual(self.log.scalars, [(300, "test_accuracy",
+                                         self.accuracy)])
+    self.assertLess(np.mean(self.log.losses[-50:]),
+                    0.3 * np.mean(self.log.losses[:10]))
 
   def test_inverse_beats_the_mean_image(self):
     inverse = model.InversePath(self.classifier, seed=0)
-    optimizer = optimizers.Adagrad(inverse.weights, 0.01)
-    step = model.make_inverse_train_step(inverse, optimizer)
-    probabilities = model.make_probabilities(self.classifier)
-    for i in range(150):
-      images, _ = ordered_batch(self.train.images, self.train.labels, 500, i)
-      confident = probabilities(images).numpy().max(axis=1) > 0.8
-      step(images[confident])
+    config = train.Config(steps=0, batch_size=500, inverse_steps=150,
+                          log_every=50)
+    log = Log()
+    fraction, traces = train.train_inverse(inverse, self.images, config, log)
+    self.assertBetween(fraction, 0.5, 1.0)
+    self.assertEqual(traces, {"inverse_steps": 1, "inverse_step": 1})
+    self.assertEqual(log.steps(), list(range(150)))
+    self.assertEqual({name for _, name, _ in log.scalars},
+                     {"l1_distance_per_example", "excess",
+                      "confident_fraction"})
     x_inv = inverse(self.classifier.hidden(self.test.images)[1])[0].numpy()
     error = np.abs(self.test.images - x_inv).mean()
     mean_image = self.train.images[:10000].mean(axis=0)
     baseline = np.abs(self.test.images - mean_image).mean()
     self.assertLess(error, 0.85 * baseline)
-    agree = (np.argmax(self.classifier(x_inv).numpy(), axis=1) ==
-             np.argmax(self.classifier(self.test.images).numpy(), axis=1))
+    agree = (self.predict(x_inv).numpy() ==
+             self.predict(self.test.images).numpy())
     self.assertGreater(agree.mean(), 0.7)
 
+  def test_an_inverse_with_nothing_to_learn_from_is_an_error(self):
+    untrained = model.Classifier(seed=1)  # no softmax output near 0.99
+    inverse = model.InversePath(untrained, seed=1)
+    config = train.Config(steps=0, batch_size=100, inverse_steps=3,
+                          confidence=0.99)
+    with self.assertRaisesRegex(train.NoConfidentExamples,
+                                r"confidence above --confidence=0.99 in 3 "):
+      train.train_inverse(inverse, self.images, config)
+
   def test_generated_codes_become_confident(self):
-    codes = model.FreeCodes(9, 100)
-    one_hot = np.eye(10, dtype=np.float32)[1:]
-    step = model.make_code_step(self.classifier, codes,
-                                optimizers.SGD([codes.z2], 1.0), one_hot)
-    first = float(step())
-    for _ in range(299):
-      loss = float(step())
-    self.assertLess(loss, 0.2 * first)
-    probabilities = tf.nn.softmax(
-        self.classifier.readout(tf.sigmoid(codes()))).numpy()
-    self.assertAllEqual(np.argmax(probabilities, axis=1), np.arange(1, 10))
-    self.assertGreater(probabilities[np.arange(9), np.arange(1, 10)].min(),
-                       0.9)
+    log = Log()
+    config = train.Config(generate_steps=300, log_every=100)
+    _, confidence, _ = train.generate_digits(self.classifier, config, log)
+    self.assertLess(log.losses[-1], 0.2 * log.losses[0])
+    self.assertGreater(confidence.min(), 0.9)
 
   def test_gradient_inversion_matches_the_code(self):
     originals = self.test.images[:50]
     _, targets = self.classifier.hidden(originals)
-    images = model.SigmoidImages(50, 784, initial_logit=-3.0)
-    step = model.make_pixel_step(
-        images, optimizers.Adam([images.v], 0.1),
-        lambda x: model.code_matching_loss(self.classifier, x, targets,
-                                           1e-4, 0.0))
-    start = np.mean(model.code_error(self.classifier, images(), targets))
-    for _ in range(150):
-      step()
-    end = np.mean(model.code_error(self.classifier, images(), targets))
+    config = train.Config(inversion_steps=150, initial_pixel=0.05,
+                          tv_weight=1e-4, l2_weight=0.0, log_every=50)
+    images, traces = train.invert_by_gradient(self.classifier, targets,
+                                              config)
+    start = np.mean(model.code_error(
+        self.classifier, np.full((50, 784), 0.05, np.float32), targets))
+    end = np.mean(model.code_error(self.classifier, images, targets))
     self.assertLess(end, 0.05 * start)
-    agree = (np.argmax(self.classifier(images()).numpy(), axis=1) ==
-             np.argmax(self.classifier(originals).numpy(), axis=1))
+    agree = (self.predict(images).numpy() ==
+             self.predict(originals).numpy())
     self.assertGreater(agree.mean(), 0.9)
-    self.assertEqual(step.experimental_get_tracing_count(), 1)
+    self.assertEqual(traces, {"gradient_inverse_steps": 1})
 
   def test_class_images_become_confident(self):
-    labels = tf.constant([3, 7], tf.int64)
-    images = model.SigmoidImages(2, 784, initial_logit=-3.0)
-    step = model.make_pixel_step(
-        images, optimizers.Adam([images.v], 0.1),
-        lambda x: model.class_image_loss(self.classifier, x, labels, 1e-4,
-                                         0.0))
-    for _ in range(100):
-      step()
-    probabilities = tf.nn.softmax(self.classifier(images())).numpy()
-    self.assertGreater(probabilities[[0, 1], [3, 7]].min(), 0.99)
+    config = train.Config(inversion_steps=100, class_tv_weight=1e-4,
+                          log_every=100)
+    images, confidence, _ = train.class_conditional_images(self.classifier,
+                                                           config)
+    self.assertEqual(images.shape, (9, 784))
+    self.assertGreater(confidence.min(), 0.99)
+
+
+class TrainTest(tf.test.TestCase):
+  """``train.train`` end to end on a tiny config."""
+
+  CONFIG = train.Config(steps=5, batch_size=100, confidence=0.1,
+                        eval_every=2, inverse_steps=4, generate_steps=3,
+                        inversion_steps=2, num_eval=36, log_every=3)
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.mnist = real_mnist(validation_size=5000)
+    cls.logs = {}
+
+    def logger(stage, total_steps):
+      cls.logs[stage] = Log(total_steps)
+      return cls.logs[stage]
+
+    cls.results = train.train(cls.CONFIG, cls.mnist, logger)
+
+  def test_every_stage_logs_every_step_and_traces_once(self):
+    """Each of its steps once, so the guard in __main__ sees them all."""
+    self.assertEqual(list(self.logs), ["classifier", "inverse", "generate",
+                                       "gradient_inverse", "class_images"])
+    for stage, log in self.logs.items():
+      self.assertEqual(log.steps(), list(range(log.total_steps)), stage)
+    # Calls end at every multiple of log_every (3) and eval_every (2).
+    self.assertEqual(self.logs["classifier"].firsts, [0, 2, 3, 4])
+    self.assertEqual([step for step, _, _ in self.logs["classifier"].scalars],
+                     [2, 4, 5])
+    self.assertEqual(set(self.results.trace_counts.values()), {1})
+    self.assertLen(self.results.trace_counts, 7)
+    self.assertEqual(self.results.learned.shape, (36, 784))
+    self.assertEqual(self.results.gradient.shape, (36, 784))
+    self.assertEqual(self.results.features.shape, (100, 784))
+    self.assertIsInstance(self.results.test_accuracy, float)
+
+  def test_the_same_config_gives_the_same_numbers(self):
+    again = train.train(self.CONFIG, self.mnist)
+    for field in dataclasses.fields(train.Results):
+      mine, other = (getattr(self.results, field.name),
+                     getattr(again, field.name))
+      if isinstance(mine, np.ndarray):
+        self.assertAllEqual(mine, other, msg=field.name)
+      else:
+        self.assertEqual(mine, other, msg=field.name)
+
+  def test_runs_eagerly(self):
+    """What --run_eagerly does: every tf.function runs as plain Python."""
+    tf.config.run_functions_eagerly(True)
+    try:
+      results = train.train(self.CONFIG, self.mnist)
+    finally:
+      tf.config.run_functions_eagerly(False)
+    self.assertTrue(np.all(np.isfinite(results.gradient)))
+    self.assertEqual(set(results.trace_counts),
+                     set(self.results.trace_counts))
+    self.assertAllClose(results.generated_confidence,
+                        self.results.generated_confidence, rtol=1e-3)
+
+
+class Log:
+  """A stand-in for __main__'s log: remembers what a stage reported."""
+
+  def __init__(self, total_steps=None):
+    self.total_steps = total_steps
+    self.firsts, self.losses, self.scalars = [], [], []
+
+  def __call__(self, first_step, losses, **scalars):
+    self.firsts.append(first_step)
+    self.losses.extend(np.asarray(losses).tolist())
+    for name, value in scalars.items():
+      if np.ndim(value) == 0:
+        self.scalars.append((first_step + len(losses), name, value))
+      else:
+        self.scalars.append((first_step, name, len(value)))
+
+  def steps(self):
+    """The 0-based steps whose losses arrived, in order."""
+    return list(range(self.firsts[0], self.firsts[0] + len(self.losses)))
 
 
 class PlotsTest(tf.test.TestCase):

@@ -15,6 +15,7 @@ import time
 from unittest import mock
 
 import numpy as np
+from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
 
 from tfscratch import _startup
@@ -203,6 +204,32 @@ class MonitorTest(tf.test.TestCase):
                                 r"step's 1 for 3 reads"):
       guard.check(7, [50.0])
 
+  def test_a_blown_up_last_read_stops_even_a_short_run(self):
+    guard = Guard(factor=10, patience=3)
+    guard.check(0, [1.0])
+    with self.assertRaisesRegex(DivergenceError, "at the end of the run"):
+      guard.check(1, [50.0], last=True)
+    Guard(factor=10, patience=3).check(0, [1.0, 5.0], last=True)  # below 10x
+
+  def test_losses_reach_tensorboard_in_one_compiled_call(self):
+    directory = tempfile.mkdtemp(dir=self.get_temp_dir())
+    writer = tf.summary.create_file_writer(directory)
+    monitor = Monitor(total_steps=5, every=5)
+    with mock.patch("sys.stdout", new_callable=io.StringIO):
+      monitor.record(0, [1.0, 0.5])  # no default writer: nothing written
+      with writer.as_default():
+        monitor.record(2, [0.25, 0.125, 0.0625])
+    writer.close()
+    events = event_accumulator.EventAccumulator(
+        directory, size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    self.assertEqual(events.Tags()["tensors"], ["loss"])
+    self.assertEqual(
+        [(e.step, float(tf.make_ndarray(e.tensor_proto)))
+         for e in events.Tensors("loss")],
+        [(3, 0.25), (4, 0.125), (5, 0.0625)])
+    self.assertEqual(monitor.write_losses.experimental_get_tracing_count(), 1)
+
   def test_a_run_that_learns_is_never_stopped(self):
     guard = Guard(factor=2, patience=1)
     for first, loss in enumerate(np.linspace(2.0, 0.1, 50)):
@@ -246,7 +273,13 @@ class CliTest(tf.test.TestCase):
       result = self.run_program(flag)
       self.assertEqual(result.returncode, 1, flag)
       self.assertIn(message, result.stderr, flag)
-      self.assertNotIn("Traceback", result.stderr, flag)
+      self.assertLen(result.stderr.strip().splitlines(), 1, result.stderr)
+      self.assertTrue(result.stderr.startswith("error: "), result.stderr)
+
+  def test_help_exits_zero(self):
+    result = self.run_program("--helpfull")
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn("--learning_rate", result.stdout)
 
   def test_good_values_run_and_os_errors_are_one_line(self):
     result = self.run_program("--learning_rate=0.5", "--seed=4294967295")

@@ -1,14 +1,15 @@
-"""mnist_probes.model: the hand-written MLP against a keras.Sequential of
-Dense(tanh) layers, and the auxiliary-loss step."""
+"""mnist_probes.model and the training steps of mnist_probes.train: the
+hand-written MLP against its Keras twin (reference.py), the auxiliary-loss
+step, and K steps per call in the graph."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_probes.model import (MLP, AuxiliaryHead, l1_loss,
-                                make_aux_train_step, make_forward,
-                                make_train_step)
+from mnist_probes import train
+from mnist_probes.model import MLP, AuxiliaryHead, l1_loss
+from mnist_probes.reference import keras_sgd_step, keras_twin
 from tests.mnist_fixture import real_mnist
 from tfscratch.nn import accuracy, ordered_batch, summed_cross_entropy
 from tfscratch.optimizers import SGD
@@ -16,17 +17,19 @@ from tfscratch.optimizers import SGD
 BATCH = 8
 
 
-def _keras_twin(model):
-  """keras.Sequential of Dense(tanh) x 3 + Dense(10) holding ``model``'s
-  weights."""
-  sizes = model.layer_sizes
-  twin = keras.Sequential(
-      [keras.Input((sizes[0],))] +
-      [keras.layers.Dense(n, activation="tanh") for n in sizes[1:-1]] +
-      [keras.layers.Dense(sizes[-1])])
-  for keras_variable, ours in zip(twin.weights, model.weights):
-    keras_variable.assign(ours)
-  return twin
+def _base_steps(model, images, labels, learning_rate=0.01, batch=BATCH):
+  """``train_steps`` of the base net walking ``images``, ``labels``."""
+  optimizer = SGD(model.weights, learning_rate)
+  return train.compile_walk(
+      lambda *b: train.sgd_step(model, optimizer, *b), (images, labels),
+      batch)
+
+
+def _aux_steps(model, head, aux_weight, images, labels, targets):
+  optimizer = SGD(model.weights + head.weights, 0.01)
+  return train.compile_walk(
+      lambda *b: train.aux_sgd_step(model, head, optimizer, aux_weight, *b),
+      (images, labels, targets), BATCH)
 
 
 def _batch(seed, size=BATCH):
@@ -76,7 +79,7 @@ class KerasEquivalenceTest(tf.test.TestCase):
   def setUp(self):
     super().setUp()
     self.model = MLP(seed=1)
-    self.twin = _keras_twin(self.model)
+    self.twin = keras_twin(self.model)
 
   def test_logits_and_every_layer(self):
     images, _ = _batch(1)
@@ -101,25 +104,88 @@ class KerasEquivalenceTest(tf.test.TestCase):
       self.assertAllClose(ours, reference, rtol=1e-5, atol=1e-6, msg=index)
 
   def test_sgd_steps_give_the_same_weights(self):
-    """Three steps of our SGD train step vs keras.optimizers.SGD."""
-    train_step = make_train_step(self.model, SGD(self.model.weights, 0.01),
-                                 BATCH)
-    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    """Three steps of our compiled loop vs keras.optimizers.SGD on the same
+    three batches (the loop gathers batch i in the graph)."""
+    batches = [_batch(10 + seed) for seed in range(3)]
+    images = tf.concat([images for images, _ in batches], axis=0)
+    labels = tf.concat([labels for _, labels in batches], axis=0)
+    train_steps = _base_steps(self.model, images, labels)
     before = [v.numpy() for v in self.model.weights]
-    for seed in range(3):
-      images, labels = _batch(10 + seed)
-      ours_loss = train_step(images, labels)
-      with tf.GradientTape() as tape:
-        loss = summed_cross_entropy(self.twin(images), labels)
-      optimizer.apply_gradients(zip(
-          tape.gradient(loss, self.twin.trainable_variables),
-          self.twin.trainable_variables))
-      self.assertAllClose(ours_loss, loss, rtol=1e-6)
+    ours_losses = train_steps(0, 3)
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    keras_losses = [keras_sgd_step(self.twin, optimizer, *batch)
+                    for batch in batches]
+    self.assertAllClose(ours_losses, keras_losses, rtol=1e-6)
     for ours, reference in zip(self.model.weights, self.twin.weights):
       self.assertAllClose(ours, reference, rtol=1e-6, atol=1e-6)
     self.assertGreater(np.abs(self.model.weights[0].numpy() - before[0]).max(),
                        1e-4)
-    self.assertEqual(train_step.experimental_get_tracing_count(), 1)
+    self.assertEqual(train_steps.experimental_get_tracing_count(), 1)
+
+
+class TrainingLoopTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(7)
+    self.images = (rng.random((100, 784)) *
+                   (rng.random((100, 784)) < 0.2)).astype(np.float32)
+    self.labels = rng.integers(0, 10, 100)
+
+  def test_batches_gathered_in_graph_are_the_blogs_ordered_batches(self):
+    """Step i trains on nn.ordered_batch(..., i), wrapping round the end."""
+    seen = []
+
+    def step(images, labels):
+      seen.append(None)  # traced once
+      return tf.cast(tf.reduce_sum(labels), tf.float32) + tf.reduce_sum(
+          images)
+
+    train_steps = train.compile_walk(step, (self.images, self.labels), 30)
+    sums = train_steps(0, 5).numpy()
+    for i, value in enumerate(sums):
+      images, labels = ordered_batch(self.images, self.labels, 30, i)
+      self.assertAllClose(value, labels.sum() + images.sum(), rtol=1e-6)
+    self.assertLen(seen, 1)
+
+  def test_k_steps_per_call_equal_one_step_per_call(self):
+    """35 steps in one call of the loop, or 35 calls of one step: the same
+    weights, bit for bit (both nets; the aux net's head too)."""
+    targets = np.random.default_rng(8).normal(
+        size=(100, 3)).astype(np.float32)
+    for aux in (False, True):
+      weights = []
+      for calls in ((0, 35),), tuple((i, 1) for i in range(35)):
+        model, head = MLP(seed=3), AuxiliaryHead(seed=3)
+        train_steps = (
+            _aux_steps(model, head, 0.1, self.images, self.labels, targets)
+            if aux else _base_steps(model, self.images, self.labels))
+        for first_step, num_steps in calls:
+          train_steps(first_step, num_steps)
+        weights.append([v.numpy() for v in model.weights + head.weights])
+      for one_call, many_calls in zip(*weights):
+        self.assertAllEqual(one_call, many_calls)
+
+  def test_train_evaluates_logs_and_snapshots_on_schedule(self):
+    config = train.Config(steps=70, eval_every=30, log_every=20)
+    model = MLP(seed=0)
+    network = train.Network(model, _base_steps(model, self.images,
+                                               self.labels),
+                            train.compile_forward(model))
+    logged, snapshots = [], []
+    curve = train.train(
+        config, network, tf.constant(self.images), self.labels,
+        log=lambda first, losses: logged.append((first, losses.size)),
+        snapshot_at=(0, 25, 70), snapshot=snapshots.append)
+    self.assertEqual(curve.step, [0, 30, 60, 70])
+    self.assertLen(curve.test_accuracy, 4)
+    # Back in Python at every evaluation, progress line and snapshot.
+    self.assertEqual(logged, [(0, 20), (20, 5), (25, 5), (30, 10), (40, 20),
+                              (60, 10)])
+    self.assertEqual(snapshots, [0, 25, 70])
+    self.assertTrue(np.isfinite(curve.final_loss))
+    self.assertEqual(network.train_steps.experimental_get_tracing_count(), 1)
+    self.assertEqual(network.forward.experimental_get_tracing_count(), 1)
 
 
 class AuxiliaryStepTest(tf.test.TestCase):
@@ -135,13 +201,11 @@ class AuxiliaryStepTest(tf.test.TestCase):
     """One base step and one auxiliary step from the same initial weights;
     returns (base model, aux model, head, head weights before, aux losses)."""
     base = MLP(seed=2)
-    make_train_step(base, SGD(base.weights, 0.01), BATCH)(self.images,
-                                                          self.labels)
+    _base_steps(base, self.images, self.labels)(0, 1)
     model, head = MLP(seed=2), AuxiliaryHead(seed=2)
     head_before = [v.numpy() for v in head.weights]
-    losses = make_aux_train_step(
-        model, head, SGD(model.weights + head.weights, 0.01), BATCH,
-        aux_weight)(self.images, self.labels, self.targets)
+    losses = _aux_steps(model, head, aux_weight, self.images, self.labels,
+                        self.targets)(0, 1)[0]
     return base, model, head, head_before, losses
 
   def test_losses_are_cross_entropy_and_l1(self):
@@ -186,14 +250,13 @@ class LearningTest(tf.test.TestCase):
     below the untrained net's."""
     mnist = real_mnist(validation_size=5000)
     model = MLP(seed=0)
-    forward = make_forward(model)
+    forward = train.compile_forward(model)
     test = mnist.test.take(2000)
-    train_step = make_train_step(model, SGD(model.weights, 0.01), 50)
+    train_steps = _base_steps(model, mnist.train.images, mnist.train.labels,
+                              batch=50)
     initial = float(summed_cross_entropy(forward(test.images)[0],
                                          test.labels)) / len(test)
-    for step in range(200):
-      train_step(*ordered_batch(mnist.train.images, mnist.train.labels, 50,
-                                step))
+    train_steps(0, 200)
     logits = forward(test.images)[0]
     final = float(summed_cross_entropy(logits, test.labels)) / len(test)
     self.assertGreater(initial, 2.0)

@@ -3,12 +3,13 @@ regression (L-BFGS) and PCA against closed forms, NumPy, scikit-learn's
 numbers and keras."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from mnist_probes.pca import fit_pca
-from mnist_probes.probe import LogisticRegression, minimize_lbfgs
+from mnist_probes.probe import (COMPILED_FITS, LogisticRegression,
+                                minimize_lbfgs)
+from mnist_probes.reference import keras_probe
 from tests.mnist_fixture import real_mnist
 
 
@@ -45,10 +46,36 @@ class LbfgsTest(tf.test.TestCase):
       return (0.5 * tf.tensordot(x, tf.linalg.matvec(a_t, x), 1) -
               tf.tensordot(b_t, x, 1), tf.linalg.matvec(a_t, x) - b_t)
 
-    x, result = minimize_lbfgs(function, tf.zeros(20, tf.float64),
-                               tolerance=1e-10)
-    self.assertTrue(result.converged)
-    self.assertAllClose(x, np.linalg.solve(a, b), rtol=1e-8, atol=1e-9)
+    minimize = tf.function(lambda x: minimize_lbfgs(function, x, 1e-10))
+    solution = minimize(tf.zeros(20, tf.float64))
+    self.assertTrue(solution.converged)
+    self.assertLessEqual(solution.gradient_norm, 1e-10)
+    self.assertAllClose(solution.theta, np.linalg.solve(a, b), rtol=1e-8,
+                        atol=1e-9)
+
+  def test_compiled_fit_is_the_python_loop(self):
+    """The fit compiled into one tf.function (tf.while_loop) and the same
+    code run eagerly, as plain Python loops: the same iterations and the
+    same solution. (The fits of every test share the two compiled
+    solvers: one trace each serves every shape.)"""
+    features, labels = _blobs(60, 5, 3, seed=4)
+    solutions = []
+    for eagerly in (False, True):
+      tf.config.run_functions_eagerly(eagerly)
+      try:
+        for objective in ("multinomial", "ovr"):
+          probe = LogisticRegression(5, 3, objective=objective)
+          result = probe.fit(features, labels)
+          self.assertTrue(result.converged)
+          solutions.append((result.iterations, probe.W.numpy()))
+      finally:
+        tf.config.run_functions_eagerly(False)
+    for (iterations, compiled), (eager_iterations, eager) in zip(
+        solutions[:2], solutions[2:]):
+      self.assertEqual(iterations, eager_iterations)
+      self.assertAllClose(compiled, eager, rtol=0, atol=1e-12)
+    for fit in COMPILED_FITS.values():
+      self.assertEqual(fit.experimental_get_tracing_count(), 1)
 
 
 class LogisticRegressionTest(tf.test.TestCase):
@@ -150,11 +177,7 @@ class LogisticRegressionTest(tf.test.TestCase):
     features, labels = _blobs(seed=3)
     probe = LogisticRegression(12, num_classes=4)
     probe.fit(features, labels)
-    dense = keras.layers.Dense(4, activation="softmax", dtype="float64")
-    dense.build((None, 12))
-    dense.kernel.assign(probe.W)
-    dense.bias.assign(probe.b)
-    expected = dense(features)
+    expected = keras_probe(probe)(features)
     self.assertAllClose(probe.predict_proba(features), expected, rtol=1e-12,
                         atol=1e-14)
     self.assertAllEqual(probe.predict(features), np.argmax(expected, axis=1))

@@ -1,5 +1,6 @@
-"""rnn_scratch: the data, the analytic losses, and the hand-unrolled RNN
-against keras.layers.SimpleRNN."""
+"""rnn_scratch: the data, the analytic losses, the hand-unrolled RNN against
+keras.layers.SimpleRNN (reference.py), the in-graph training loop, and the
+command line."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
 import json
@@ -11,11 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_scratch import data
-from rnn_scratch.keras_model import KerasEchoRNN
-from rnn_scratch.model import EchoRNN, cross_entropy, make_train_step
+from rnn_scratch import train
+from rnn_scratch.model import EchoRNN, cross_entropy
+from rnn_scratch.reference import KerasEchoRNN, make_keras_optimizer
 from tfscratch import optimizers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A short run: 20,000 steps in 200 rows of 20 = 20 windows of 5 steps.
+TINY = "--series_length=20000"
 
 
 def _copy_weights(source, target):
@@ -28,6 +32,15 @@ def _random_window(batch, steps, seed):
   return (tf.constant(rng.integers(0, 2, (batch, steps)), tf.int32),
           tf.constant(rng.integers(0, 2, (batch, steps)), tf.int32),
           tf.constant(rng.normal(scale=0.5, size=(batch, 6)), tf.float32))
+
+
+def _graph_data(num_windows, batch, steps, seed, state):
+  """The variables make_train_windows reads: random windows and a state."""
+  rng = np.random.default_rng(seed)
+  shape = (num_windows, batch, steps)
+  return (tf.Variable(rng.integers(0, 2, shape), dtype=tf.int32),
+          tf.Variable(rng.integers(0, 2, shape), dtype=tf.int32),
+          tf.Variable(state))
 
 
 class EchoDataTest(tf.test.TestCase):
@@ -46,7 +59,7 @@ class EchoDataTest(tf.test.TestCase):
     the mean of P(Y=1) given what it knows) matches its analytic value."""
     x, y = data.generate_series(400_000, np.random.default_rng(0))
     p = data.probability_of_one(x)[8:]
-    x3, x8, y = x[5:-3], x[:-8], y[8:]
+    x3, y = x[5:-3], y[8:]
     predictions = {
         "no_dependency": np.full_like(p, p.mean()),
         "first_dependency": np.where(x3 == 1, p[x3 == 1].mean(),
@@ -68,13 +81,15 @@ class EchoDataTest(tf.test.TestCase):
                         atol=0.01)
 
   def test_windows_continue_each_row(self):
-    x = np.arange(40)
-    batches = list(data.windows(x, x, batch_size=2, num_steps=4))
-    self.assertLen(batches, data.windows_per_epoch(40, 2, 4))
-    self.assertAllEqual(batches[0][0], [[0, 1, 2, 3], [20, 21, 22, 23]])
-    self.assertAllEqual(batches[1][0], [[4, 5, 6, 7], [24, 25, 26, 27]])
-    rows = np.concatenate([window for window, _ in batches], axis=1)
-    self.assertAllEqual(rows, x.reshape(2, 20))
+    x = np.arange(42)  # 2 rows of 21: the last step of each row is dropped
+    x_windows, y_windows = data.windows(x, x, batch_size=2, bptt_steps=4)
+    self.assertEqual(x_windows.shape, (data.windows_per_epoch(42, 2, 4), 2, 4))
+    self.assertEqual(x_windows.dtype, np.int32)
+    self.assertAllEqual(x_windows[0], [[0, 1, 2, 3], [21, 22, 23, 24]])
+    self.assertAllEqual(x_windows[1], [[4, 5, 6, 7], [25, 26, 27, 28]])
+    rows = np.concatenate(list(x_windows), axis=1)
+    self.assertAllEqual(rows, x[:42].reshape(2, 21)[:, :20])
+    self.assertAllEqual(x_windows, y_windows)
 
 
 class EchoRNNEquivalenceTest(tf.test.TestCase):
@@ -105,18 +120,21 @@ class EchoRNNEquivalenceTest(tf.test.TestCase):
       self.assertGreater(np.abs(reference).max(), 1e-4, msg=name)
       self.assertAllClose(mine, reference, rtol=1e-5, atol=1e-6, msg=name)
 
-  def test_training_steps_match(self):
-    """Five Adagrad windows with carried state: same losses, same weights."""
-    train_steps = [
-        make_train_step(model, optimizers.Adagrad(model.weights, 0.1), 5, 7)
-        for model in (self.ours, self.keras)]
-    states = [self.ours.initial_state(5)] * 2
-    for window in range(5):
-      inputs, labels, _ = _random_window(batch=5, steps=7, seed=10 + window)
-      results = [step(inputs, labels, s) for step, s in zip(train_steps,
-                                                            states)]
-      self.assertAllClose(results[0][0], results[1][0], rtol=1e-5)
-      states = [final for _, final in results]
+  def test_training_loops_match(self):
+    """Five Adagrad windows with carried state, in the same compiled loop:
+    ours with tfscratch's Adagrad, Keras' with keras.optimizers.Adagrad.
+    Same losses, same weights, same carried state."""
+    _, _, state = _random_window(batch=5, steps=7, seed=2)
+    runs = []
+    for model, optimizer in (
+        (self.ours, optimizers.Adagrad(self.ours.weights, 0.1)),
+        (self.keras, make_keras_optimizer("adagrad", self.keras.weights, 0.1))):
+      inputs, labels, carried = _graph_data(5, 5, 7, seed=10, state=state)
+      train_windows = train.make_train_windows(model, optimizer, inputs,
+                                               labels, carried)
+      runs.append((train_windows(0, 5).numpy(), carried.numpy()))
+    self.assertAllClose(runs[0][0], runs[1][0], rtol=1e-5)
+    self.assertAllClose(runs[0][1], runs[1][1], rtol=1e-5, atol=1e-6)
     for mine, reference in zip(self.ours.weights, self.keras.weights):
       self.assertAllClose(mine, reference, rtol=1e-5, atol=1e-6)
 
@@ -138,11 +156,12 @@ class TruncatedBackpropTest(tf.test.TestCase):
     self.assertAllClose(final, whole_final, rtol=1e-6, atol=1e-6)
 
   def test_gradients_stop_at_the_window_boundary(self):
-    """The train step's gradient for window 2 is the gradient with window 1's
-    state held constant, and differs from backprop through both windows."""
+    """The loop's update for window 2 is the gradient with window 1's final
+    state held constant, and differs from backprop through both windows;
+    the state it leaves behind is window 2's final state."""
     _, carried = self.model(self.inputs[:, :5], self.state)
     with tf.GradientTape() as tape:
-      logits, _ = self.model(self.inputs[:, 5:], carried)
+      logits, second_final = self.model(self.inputs[:, 5:], carried)
       loss = cross_entropy(logits, self.labels[:, 5:])
     truncated = tape.gradient(loss, self.model.weights)
 
@@ -152,34 +171,100 @@ class TruncatedBackpropTest(tf.test.TestCase):
       loss = cross_entropy(logits, self.labels[:, 5:])
     full = tape.gradient(loss, self.model.weights)
 
-    # With SGD at learning rate 1 the step moves each weight by its gradient.
+    # With SGD at learning rate 1 a step moves each weight by its gradient.
     before = [w.numpy() for w in self.model.weights]
-    train_step = make_train_step(
-        self.model, optimizers.SGD(self.model.weights, learning_rate=1.0), 4, 5)
-    train_step(self.inputs[:, 5:], self.labels[:, 5:], carried)
+    state = tf.Variable(carried)
+    train_windows = train.make_train_windows(
+        self.model, optimizers.SGD(self.model.weights, learning_rate=1.0),
+        tf.Variable(self.inputs[None, :, 5:]),
+        tf.Variable(self.labels[None, :, 5:]), state)
+    train_windows(0, 1)
     for name, old, weight, expected in zip("WUbVc", before, self.model.weights,
                                            truncated):
       self.assertAllClose(old - weight.numpy(), expected, rtol=1e-5,
                           atol=1e-6, msg=name)
+    self.assertAllClose(state, second_final, rtol=1e-6, atol=1e-6)
     # U and W feed the carried state, so full BPTT must see more of them.
     self.assertGreater(np.abs(full[1] - truncated[1]).max(), 1e-5)
 
-  def test_train_step_traces_once(self):
-    optimizer = optimizers.Adagrad(self.model.weights, 0.1)
-    train_step = make_train_step(self.model, optimizer, 4, 10)
-    state = self.model.initial_state(4)
-    for _ in range(5):
-      _, state = train_step(self.inputs, self.labels, state)
-    self.assertEqual(train_step.experimental_get_tracing_count(), 1)
+
+class InGraphLoopTest(tf.test.TestCase):
+
+  def _train(self, calls):
+    """Trains 12 windows split into calls of the given sizes."""
+    model = EchoRNN(state_size=5, seed=4)
+    inputs, labels, state = _graph_data(12, 8, 5, seed=3,
+                                        state=model.initial_state(8))
+    train_windows = train.make_train_windows(
+        model, optimizers.Adagrad(model.weights, 0.1), inputs, labels, state)
+    losses, first = [], 0
+    for count in calls:
+      losses.append(train_windows(first, count).numpy())
+      first += count
+    return np.concatenate(losses), model, state, train_windows
+
+  def test_k_windows_per_call_equal_one_per_call_bit_for_bit(self):
+    one_at_a_time = self._train([1] * 12)
+    in_chunks = self._train([5, 5, 2])
+    self.assertAllEqual(one_at_a_time[0], in_chunks[0])
+    for single, chunked in zip(one_at_a_time[1].weights,
+                               in_chunks[1].weights):
+      self.assertAllEqual(single, chunked)
+    self.assertAllEqual(one_at_a_time[2], in_chunks[2])
+    self.assertEqual(in_chunks[3].experimental_get_tracing_count(), 1)
+
+  def test_train_logs_every_window_once_and_repeats_itself(self):
+    """Two epochs of 20 windows read in calls of 7: the log sees windows
+    1..40 in order; the result is the same for another log_every and for
+    the same seed again, and the model learns."""
+    config = train.Config(series_length=20_000, epochs=2, log_every=7)
+    seen = []
+    result = train.train(config, log=lambda first, losses: seen.append(
+        (first, len(losses))))
+    self.assertEqual(seen, [(0, 7), (7, 7), (14, 6), (20, 7), (27, 7),
+                            (34, 6)])
+    self.assertEqual(result.losses.shape, (40,))
+    self.assertEqual(result.windows_per_epoch, 20)
+    self.assertEqual(result.trace_counts, {"train_windows": 1})
+    self.assertEqual(result.final_loss_windows, 40)
+    self.assertAllClose(result.final_loss, np.mean(result.losses))
+    again = train.train(train.Config(series_length=20_000, epochs=2,
+                                     log_every=40))
+    self.assertAllEqual(result.losses, again.losses)
+    self.assertLess(np.mean(result.losses[-10:]), np.mean(result.losses[:10]))
+
+
+def _start_main(*flags, output_dir):
+  return subprocess.Popen(
+      [sys.executable, "-m", "rnn_scratch", f"--output_dir={output_dir}",
+       *flags], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+
+
+def _finish(process):
+  stdout, stderr = process.communicate(timeout=300)
+  return subprocess.CompletedProcess(process.args, process.returncode, stdout,
+                                     stderr)
 
 
 def _run_main(*flags, output_dir):
-  return subprocess.run(
-      [sys.executable, "-m", "rnn_scratch", f"--output_dir={output_dir}",
-       *flags], cwd=REPO, capture_output=True, text=True, timeout=300)
+  return _finish(_start_main(*flags, output_dir=output_dir))
+
+
+def _results(output_dir):
+  with open(os.path.join(output_dir, "results.json")) as f:
+    return json.load(f)
 
 
 class CommandLineTest(tf.test.TestCase):
+
+  def _assert_one_line_error(self, result, *fragments):
+    self.assertEqual(result.returncode, 1, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    self.assertTrue(lines, "no error message")
+    self.assertNotIn("Traceback", result.stderr)
+    for fragment in fragments:
+      self.assertIn(fragment, lines[0])
 
   def test_short_training_run_learns_the_first_dependency(self):
     """200 windows of the blog's 5-step model end well below the
@@ -188,59 +273,105 @@ class CommandLineTest(tf.test.TestCase):
     result = _run_main("--series_length=200000", "--log_every=50",
                        output_dir=output_dir)
     self.assertEqual(result.returncode, 0, result.stderr)
-    with open(os.path.join(output_dir, "results.json")) as f:
-      results = json.load(f)
+    results = _results(output_dir)
     expected = results["expected_loss"]
     self.assertEqual(set(expected), {"no_dependency", "first_dependency",
                                      "both_dependencies"})
     self.assertLess(results["final_loss"], expected["no_dependency"] - 0.08)
-    self.assertEqual(results["trace_count"], 1)
+    self.assertEqual(results["trace_counts"],
+                     {"train_windows": 1, "write_losses": 1})
     self.assertEqual(results["seed"], 0)
+    self.assertEqual(results["flags"]["bptt_steps"], 5)
+    self.assertLen(results["losses"], 200)
     with open(os.path.join(output_dir, "loss.png"), "rb") as f:
       self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
     self.assertIn("ETA", result.stdout)
+    self.assertIn("mean of the last 100 windows", result.stdout)
     self.assertNotIn("cuda", result.stderr.lower())
 
   def test_same_seed_same_numbers_and_keras_impl_agrees(self):
+    """The program trains as train.train does (to float32 rounding: the
+    program turns on TensorFlow's op determinism, which picks other
+    kernels); --impl=keras trains through the same loop."""
+    output_dirs = {impl: os.path.join(self.get_temp_dir(), impl)
+                   for impl in ("scratch", "keras")}
+    processes = {impl: _start_main(TINY, f"--impl={impl}",
+                                   output_dir=output_dir)
+                 for impl, output_dir in output_dirs.items()}
     runs = {}
-    for name, impl in (("a", "scratch"), ("b", "scratch"), ("k", "keras")):
-      output_dir = os.path.join(self.get_temp_dir(), f"seed_{name}")
-      result = _run_main("--series_length=20000", f"--impl={impl}",
-                         output_dir=output_dir)
+    for impl, process in processes.items():
+      result = _finish(process)
       self.assertEqual(result.returncode, 0, result.stderr)
-      with open(os.path.join(output_dir, "results.json")) as f:
-        runs[name] = json.load(f)["losses"]
-    self.assertEqual(runs["a"], runs["b"])
+      runs[impl] = _results(output_dirs[impl])
+    in_process = train.train(train.Config(series_length=20_000))
+    self.assertAllClose(runs["scratch"]["losses"], in_process.losses,
+                        rtol=1e-5)
+    self.assertEqual(runs["keras"]["trace_counts"],
+                     {"train_windows": 1, "write_losses": 1})
     # Different initial draws (Keras' initializers), same model: the Keras
     # run must learn to the same level, not reproduce our numbers.
-    self.assertLess(abs(np.mean(runs["k"][-20:]) - np.mean(runs["a"][-20:])),
-                    0.05)
+    self.assertLess(abs(np.mean(runs["keras"]["losses"][-10:])
+                        - np.mean(runs["scratch"]["losses"][-10:])), 0.05)
 
-  def test_invalid_flag_is_one_line_error(self):
-    result = _run_main("--num_steps=0", output_dir=self.get_temp_dir())
-    self.assertNotEqual(result.returncode, 0)
-    self.assertIn("num_steps", result.stderr)
-    self.assertNotIn("Traceback", result.stderr)
+  def test_run_eagerly_and_fewer_windows_than_the_final_mean(self):
+    """A 20-window run says its final loss is the mean of 20 windows, not
+    of 100; --run_eagerly gives the same numbers as the compiled loop."""
+    output_dir = os.path.join(self.get_temp_dir(), "eager")
+    result = _run_main(TINY, "--run_eagerly", "--log_every=7",
+                       output_dir=output_dir)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn("mean of the last 20 windows", result.stdout)
+    self.assertNotIn("last 100", result.stdout)
+    results = _results(output_dir)
+    self.assertEqual(results["final_loss_windows"], 20)
+    compiled = train.train(train.Config(series_length=20_000))
+    self.assertAllClose(results["losses"], compiled.losses, rtol=1e-6)
 
-  def test_nan_loss_stops_with_step_number(self):
-    output_dir = os.path.join(self.get_temp_dir(), "nan")
-    result = _run_main("--optimizer=sgd", "--learning_rate=1e38",
-                       "--series_length=20000", output_dir=output_dir)
-    self.assertEqual(result.returncode, 1)
-    self.assertRegex(result.stderr, r"error: loss became (nan|inf) at step \d+")
+  def test_helpfull_lists_the_flags(self):
+    result = subprocess.run([sys.executable, "-m", "rnn_scratch",
+                             "--helpfull"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    # absl ends its help with exit code 1 (as for any flag it handles).
+    self.assertIn(result.returncode, (0, 1), result.stderr)
     self.assertNotIn("Traceback", result.stderr)
+    for flag in ("--bptt_steps", "num_steps", "--epochs", "run_eagerly",
+                 "--divergence_factor"):
+      self.assertIn(flag, result.stdout)
+
+  def test_invalid_flags_are_one_line_errors(self):
+    """Bad values fail before any work, with the flag's name; the old
+    --num_steps (which collided with --steps elsewhere) is gone."""
+    output_dir = os.path.join(self.get_temp_dir(), "never")
+    cases = {("--num_steps=5",): "num_steps",
+             ("--seed=4294967296",): "--seed",
+             ("--series_length=10000000000",): "--series_length",
+             ("--batch_size=1", "--bptt_steps=1",
+              "--series_length=100000000"): "at most 10,000,000"}
+    processes = {flags: _start_main(*flags, output_dir=output_dir)
+                 for flags in cases}
+    for flags, process in processes.items():
+      result = _finish(process)
+      self.assertNotEqual(result.returncode, 0, flags)
+      self.assertNotIn("Traceback", result.stderr, flags)
+      self.assertIn(cases[flags], result.stderr.splitlines()[0], flags)
     self.assertFalse(os.path.exists(output_dir))
 
-  def test_existing_output_dir_is_kept(self):
-    output_dir = os.path.join(self.get_temp_dir(), "kept")
-    os.makedirs(output_dir)
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-      f.write("{}")
-    result = _run_main("--series_length=20000", output_dir=output_dir)
-    self.assertEqual(result.returncode, 1)
-    self.assertIn("--overwrite", result.stderr)
-    with open(os.path.join(output_dir, "results.json")) as f:
-      self.assertEqual(f.read(), "{}")
+  def test_divergence_stops_the_run_without_publishing(self):
+    """--learning_rate=1e6 wanders at a huge but finite loss: the guard stops
+    it (exit 1, one line) and nothing is published."""
+    output_dir = os.path.join(self.get_temp_dir(), "diverged")
+    result = _run_main("--learning_rate=1e6", "--series_length=100000",
+                       "--log_every=10", output_dir=output_dir)
+    self._assert_one_line_error(result, "diverged")
+    self.assertFalse(os.path.exists(output_dir))
+
+  def test_nan_loss_stops_with_window_number(self):
+    output_dir = os.path.join(self.get_temp_dir(), "nan")
+    result = _run_main("--optimizer=sgd", "--learning_rate=1e38", TINY,
+                       output_dir=output_dir)
+    self._assert_one_line_error(result)
+    self.assertRegex(result.stderr, r"error: loss became (nan|inf) at step \d+")
+    self.assertFalse(os.path.exists(output_dir))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ once and reused for every call, whatever K is.
 Inside the loop, TensorFlow orders the stateful ops (variable reads and
 updates) of one iteration before those of the next, exactly as K separate
 calls would: the weights after ``train_steps(0, 35)`` equal those after 35
-calls of one step, bit for bit (tests check this per experiment).
+calls of one step (tests check this per experiment), bit for bit as long as
+the step's own arithmetic is done in the same order. One catch: where a
+gradient is a sum of three or more terms, TensorFlow's graph optimiser
+(Grappler) may add them in another order inside a loop body than in a
+stand-alone function, so float32 results can differ in the last bit. Where
+bit-identity with one-step calls matters, wrap the step itself in a
+``tf.function``: the loop then calls it as one unit, optimised as it would
+be alone (``inversion/train.py`` does this).
 """
 import tensorflow as tf
 
@@ -29,9 +36,11 @@ def compile_steps(step, loss_dtype=tf.float32):
       (it typically gathers batch ``i`` from data held in the graph, then
       takes one gradient step). It runs inside the graph, so it must use
       TensorFlow ops only.
-    loss_dtype: the dtype of the loss ``step`` returns.
+      ``loss`` is a scalar, or a vector of several numbers per step (a loss
+      and its parts).
+    loss_dtype: the dtype of what ``step`` returns.
   Returns:
-    ``train_steps(first_step, num_steps) -> losses (num_steps,)``: takes
+    ``train_steps(first_step, num_steps) -> losses (num_steps, ...)``: takes
     steps ``first_step .. first_step + num_steps - 1`` and returns the loss of
     each. Traced here, once, so the first call costs no more than the others
     (and the progress lines' rates stay true).

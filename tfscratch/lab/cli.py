@@ -19,6 +19,7 @@ One vocabulary: a flag defined here means the same thing in every package.
 Every float flag is checked to be finite up front: a NaN or an infinity
 would otherwise surface only after minutes of training.
 """
+import dataclasses
 import math
 import sys
 
@@ -86,9 +87,9 @@ def define_log_every(default):
                        lower_bound=1)
 
 
-def define_eval_every(default):
-  flags.DEFINE_integer("eval_every", default, "Steps between evaluations on "
-                       "held-out data.", lower_bound=1)
+def define_eval_every(default, help_text="Steps between evaluations on "
+                      "held-out data."):
+  flags.DEFINE_integer("eval_every", default, help_text, lower_bound=1)
 
 
 def define_data_dir_flag():
@@ -124,6 +125,16 @@ def define_run_flags(default_output_dir):
                        lower_bound=1)
 
 
+def config_from_flags(config_class, **values):
+  """Builds the frozen dataclass ``config_class`` from the flags of the same
+  names; ``values`` gives the fields that have no flag of their own (or
+  overrides one)."""
+  fields = {field.name for field in dataclasses.fields(config_class)}
+  from_flags = {name: FLAGS[name].value for name in fields
+                if name in FLAGS and name not in values}
+  return config_class(**from_flags, **values)
+
+
 def run(main):
   """Runs ``main(argv)`` under absl.
 
@@ -148,10 +159,27 @@ def run(main):
       sys.exit(130)  # the shell's code for "ended by Ctrl-C"
 
   try:
-    app.run(main_with_clear_errors)
+    app.run(main_with_clear_errors, flags_parser=parse_flags)
   except KeyboardInterrupt:  # during flag parsing or absl's start-up
     print("interrupted", file=sys.stderr, flush=True)
     sys.exit(130)
+
+
+HELP_FLAGS = ("--help", "--helpshort", "--helpfull", "--helpxml", "-h", "-?")
+
+
+def parse_flags(argv):
+  """Parses the flags; a bad value ends the program with ONE line
+  (absl's own parser prints two), and a help flag exits with code 0
+  (absl exits 1, as if asking for help were an error)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as error:
+    fail(f"{error} (--helpfull lists every flag)")
+  except SystemExit as exit_request:
+    if any(arg.split("=")[0] in HELP_FLAGS for arg in argv[1:]):
+      sys.exit(0)
+    raise exit_request
 
 
 def describe_os_error(error):

@@ -55,9 +55,11 @@ class Guard:
     self.first_loss = None
     self.strikes = 0
 
-  def check(self, first_step, losses):
+  def check(self, first_step, losses, last=False):
     """Checks the losses of steps first_step+1 .. first_step+len(losses)
-    (1-based step numbers, as the progress lines print them)."""
+    (1-based step numbers, as the progress lines print them). ``last``: the
+    run's final read, where one strike is enough (a short run may have
+    fewer reads than ``patience``, and must not publish a blown-up loss)."""
     losses = np.asarray(losses, dtype=np.float64).reshape(-1)
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
@@ -72,12 +74,14 @@ class Guard:
       self.strikes += 1
     else:
       self.strikes = 0
-    if self.strikes >= self.patience:
+    if self.strikes >= self.patience or (last and self.strikes):
+      reads = (f"for {self.patience} reads in a row"
+               if self.strikes >= self.patience else "at the end of the run")
       raise DivergenceError(
           f"{self.label}diverged: mean loss {mean:.4g} up to step "
           f"{first_step + losses.size} is more than {self.factor:g}x the "
-          f"first step's {self.first_loss:.4g} for {self.patience} reads in "
-          "a row; lower the learning rate (or raise --divergence_factor)")
+          f"first step's {self.first_loss:.4g} {reads}; lower the learning "
+          "rate (or raise --divergence_factor)")
 
 
 class Monitor:
@@ -100,18 +104,34 @@ class Monitor:
     self.label = f"{label} " if label else ""
     self.tag = tag
     self.start_time = time.time()
+    self.write_losses = self._compile_writer()
+
+  def _compile_writer(self):
+    """One compiled call writes a whole read of losses to TensorBoard (one
+    eager ``tf.summary.scalar`` per step cost more than the training)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64),
+                                  tf.TensorSpec([None], tf.float32)])
+    def write_losses(first_step, losses):
+      for k in tf.range(tf.size(losses, out_type=tf.int64)):
+        with tf.name_scope("/"):  # the tag stays "loss", not "while/loss"
+          tf.summary.scalar(self.tag, losses[k], step=first_step + k + 1)
+
+    return write_losses
 
   def record(self, first_step, losses):
     """Takes the losses of the steps after ``first_step`` (0-based count of
     steps done before them); returns them as a NumPy array."""
     losses = np.asarray(losses).reshape(-1)
-    if self.guard is not None:
-      self.guard.check(first_step, losses)
     last_step = first_step + losses.size
-    # A no-op unless a summary writer is the default (``with
-    # writer.as_default():``), so tests and benchmarks write nothing.
-    for offset, loss in enumerate(losses):
-      tf.summary.scalar(self.tag, loss, step=first_step + offset + 1)
+    if self.guard is not None:
+      self.guard.check(first_step, losses,
+                       last=last_step == self.total_steps)
+    # Only inside ``with writer.as_default():``, so tests and benchmarks
+    # write nothing.
+    if tf.summary.should_record_summaries():
+      self.write_losses(tf.constant(first_step, tf.int64),
+                        tf.constant(losses, tf.float32))
     if (last_step // self.every > first_step // self.every
         or last_step == self.total_steps):
       self.print(last_step, float(losses[-1]))

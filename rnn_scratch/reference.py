@@ -1,15 +1,30 @@
-"""The same RNN through the Keras RNN API (the blog's "translate into
-TensorFlow's RNN API"): ``SimpleRNN`` computes exactly
+"""The same RNN through the Keras RNN API: the reference ``model.EchoRNN`` is
+proved equal to (tests) and timed against (benchmarks/bench_rnn.py).
+
+This is the post's "translate the model into TensorFlow's RNN API" in TF2.
+The post replaced its hand-written cell by ``BasicRNNCell`` and its list of
+cells by ``static_rnn`` (or ``dynamic_rnn``); ``keras.layers.SimpleRNN``
+does both jobs. Its cell computes exactly
 
   s_t = tanh(x_t kernel + s_{t-1} recurrent_kernel + bias)
 
 so kernel = W, recurrent_kernel = U, bias = b, and a ``Dense`` layer is the
-readout V, c. Same interface as ``model.EchoRNN``.
+readout V, c. ``BasicRNNCell`` kept one matrix for [x_t, s_{t-1}];
+SimpleRNN keeps its two halves apart, as ``EchoRNN`` does.
+``return_sequences=True`` gives every s_t (for the readout) and
+``return_state=True`` the final one (carried to the next window).
+
+Same interface as ``EchoRNN`` (``weights``, ``initial_state``,
+``__call__(inputs, state)``), so ``train.py`` trains either one.
 """
 import keras
 import tensorflow as tf
 
 from rnn_scratch.model import NUM_CLASSES
+
+KERAS_OPTIMIZERS = {"sgd": keras.optimizers.SGD,
+                    "adagrad": keras.optimizers.Adagrad,
+                    "adam": keras.optimizers.Adam}
 
 
 class KerasEchoRNN(tf.Module):
@@ -54,3 +69,9 @@ class KerasOptimizer:
 
   def apply(self, gradients):
     self.optimizer.apply_gradients(zip(gradients, self.variables))
+
+
+def make_keras_optimizer(name, variables, learning_rate):
+  """The Keras optimizer called ``name`` behind the ``apply`` adapter."""
+  return KerasOptimizer(KERAS_OPTIMIZERS[name](learning_rate=learning_rate),
+                        variables)
