@@ -28,15 +28,18 @@ import numpy as np
 import tensorflow as tf
 
 from convergence import data as data_lib
-from convergence import experiment
-from convergence import model as model_lib
-from convergence import results
+from convergence import network
+from convergence import scale
+from convergence import stacked
+from convergence import train
 from tfscratch.lab.seeding import set_seed
+from tfscratch.nn import NUM_CLASSES
+from tfscratch.nn import NUM_PIXELS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_runs", 500, "Networks per strategy.", lower_bound=2)
 flags.DEFINE_integer("chunk_size", 25, "Networks per stack.", lower_bound=1)
-flags.DEFINE_integer("workers", len(os.sched_getaffinity(0)),
+flags.DEFINE_integer("workers", scale.default_workers(),
                      "Chunks trained at once.", lower_bound=1)
 flags.DEFINE_integer("one_at_a_time", 6, "Networks per strategy trained one "
                      "at a time for the comparison.", lower_bound=1)
@@ -46,8 +49,9 @@ flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul.",
                      lower_bound=1)
 
 B = data_lib.BATCH_SIZE
-H = model_lib.HIDDEN_SIZE
-C = model_lib.NUM_CLASSES
+H = network.HIDDEN_SIZE
+C = NUM_CLASSES
+BLOCK_STEPS = train.Config().block_steps
 
 
 def step_flops(head, num_lit):
@@ -64,13 +68,13 @@ def step_flops(head, num_lit):
 
 def evaluation_flops(num_images):
   """Forward FLOPs of one network through head 3 on ``num_images``."""
-  return num_images * (2 * model_lib.INPUT_SIZE * H + 2 * 2 * H * H +
+  return num_images * (2 * NUM_PIXELS * H + 2 * 2 * H * H +
                        2 * H * C)
 
 
 def experiment_flops(strategy, num_networks, num_lit, num_test):
   per_network = sum(phase.steps * step_flops(phase.head, num_lit)
-                    for phase in experiment.STRATEGIES[strategy])
+                    for phase in train.STRATEGIES[strategy])
   return num_networks * (per_network + evaluation_flops(num_test))
 
 
@@ -88,7 +92,7 @@ def matmul_gflops(size, repeats=10):
       product().numpy()
 
   start = time.perf_counter()
-  experiment.train_in_workers(products, range(FLAGS.workers), FLAGS.workers)
+  scale.train_in_workers(products, range(FLAGS.workers), FLAGS.workers)
   seconds = time.perf_counter() - start
   return 2 * size ** 3 * repeats * FLAGS.workers / seconds / 1e9
 
@@ -97,22 +101,28 @@ def load():
   return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def train(data, tasks, block_steps=experiment.BLOCK_STEPS):
+def train_tasks(data, tasks, block_steps=BLOCK_STEPS):
   """Trains ``tasks`` ((strategy, first, end): a chunk of runs of a strategy)
   as python -m convergence does, all in one pool of workers. Returns, per
   strategy, the accuracies in run order and each chunk's training time
-  (trainer building excluded)."""
+  (building the stack and tracing excluded)."""
+  config = train.Config(
+      optimizer=FLAGS.optimizer,
+      learning_rate=train.DEFAULT_LEARNING_RATES[FLAGS.optimizer],
+      block_steps=block_steps)
 
-  def train_chunk(task, trainers, stop):
+  def train_chunk(task, stacks, stop):
+    del stop
     strategy, first, end = task
-    trainer = experiment.cached_trainer(trainers, data, strategy, end - first,
-                                        FLAGS.optimizer)
+    if (strategy, end - first) not in stacks:
+      stacks[strategy, end - first] = train.build(config, data, strategy,
+                                                  end - first)
     start = time.perf_counter()
-    accuracies = trainer.train_runs(range(first, end), seed=0, log_every=0,
-                                    stop=stop, block_steps=block_steps)["test"]
+    accuracies = train.train_runs(config, data, strategy, range(first, end),
+                                  stack=stacks[strategy, end - first])["test"]
     return accuracies, time.perf_counter() - start
 
-  trained = experiment.train_in_workers(train_chunk, tasks, FLAGS.workers)
+  trained = scale.train_in_workers(train_chunk, tasks, FLAGS.workers)
   accuracies, seconds = {}, {}
   for (strategy, *_), (chunk_accuracies, chunk_seconds) in zip(tasks,
                                                                trained):
@@ -124,26 +134,27 @@ def train(data, tasks, block_steps=experiment.BLOCK_STEPS):
 
 def main(argv):
   del argv
-  experiment.use_one_thread_per_op(FLAGS.workers)
+  scale.use_one_thread_per_op(FLAGS.workers)
   set_seed(0)
   print(f"{os.cpu_count()} CPUs, {FLAGS.workers} workers; {load()}",
         flush=True)
-  data = data_lib.load_data()
-  num_lit = len(model_lib.lit_pixels(data.train.images))
+  data = scale.load_data(None, data_lib.BLOG_TRAIN_SIZE,
+                         data_lib.BLOG_TRAIN_OFFSET)
+  num_lit = len(stacked.lit_pixels(data.train.images))
   matmul_before = matmul_gflops(FLAGS.matmul_size)
   print(f"tf.matmul {FLAGS.matmul_size}^2 x {FLAGS.workers}: "
         f"{matmul_before:.1f} GFLOP/s", flush=True)
 
   start = time.perf_counter()
-  stacked, _ = train(data, [
-      (strategy, first, end) for strategy in experiment.STRATEGIES
-      for first, end in results.chunk_ranges(FLAGS.num_runs,
-                                             FLAGS.chunk_size)])
+  together, _ = train_tasks(data, [
+      (strategy, first, end) for strategy in train.STRATEGIES
+      for first, end in scale.chunk_ranges(FLAGS.num_runs,
+                                           FLAGS.chunk_size)])
   total_time = time.perf_counter() - start
   total_flops = sum(experiment_flops(strategy, FLAGS.num_runs, num_lit,
                                      len(data.test))
-                    for strategy in experiment.STRATEGIES)
-  for strategy, accuracies in stacked.items():
+                    for strategy in train.STRATEGIES)
+  for strategy, accuracies in together.items():
     print(f"stacked {strategy}: {FLAGS.num_runs} networks, mean accuracy "
           f"{100 * accuracies.mean():.2f}%; {load()}", flush=True)
 
@@ -152,14 +163,14 @@ def main(argv):
   # stepped its networks with sess.run).
   alone_total = {"in-graph loop": 0.0, "a call per step": 0.0}
   runs = range(min(FLAGS.one_at_a_time, FLAGS.num_runs))
-  for way, block_steps in zip(alone_total, (experiment.BLOCK_STEPS, 1)):
-    alone, seconds = train(data, [
-        (strategy, run, run + 1) for strategy in experiment.STRATEGIES
+  for way, block_steps in zip(alone_total, (BLOCK_STEPS, 1)):
+    alone, seconds = train_tasks(data, [
+        (strategy, run, run + 1) for strategy in train.STRATEGIES
         for run in runs], block_steps)
-    for strategy in experiment.STRATEGIES:
+    for strategy in train.STRATEGIES:
       per_network = sum(seconds[strategy]) / FLAGS.workers / len(runs)
       alone_total[way] += per_network * FLAGS.num_runs
-      same = int(np.sum(alone[strategy] == stacked[strategy][:len(runs)]))
+      same = int(np.sum(alone[strategy] == together[strategy][:len(runs)]))
       print(f"one at a time, {way}, {strategy}: {per_network:.2f} s per "
             f"network ({len(runs)} networks, {FLAGS.workers} at a time); "
             f"accuracies equal to the stacked ones: {same}/{len(runs)}; "

@@ -9,62 +9,71 @@ accuracies they reach.  ``python -m convergence --helpfull`` lists the flags.
   python -m convergence --merge runs/s0,runs/s1 --output_dir runs/merged
 
 An interrupted run keeps its finished chunks; the same command again resumes.
+Flags -> train.Config -> scale.train_chunks (which calls train.train_runs
+chunk after chunk) -> statistics, figure and results.json.
 """
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import dataclasses
 import math
 import os
-import time
 
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
 from convergence import data as data_lib
-from convergence import experiment
 from convergence import plots
-from convergence import results
+from convergence import scale
 from convergence import stats
+from convergence import train
 from tfscratch.lab import cli
+from tfscratch.lab.mnist import DATA_DIR_ENV
 from tfscratch.lab.outputs import RunOutputs
-from tfscratch.lab.progress import print_line
 from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
+# The sweep of reproduce.py trains runs from here up: no full run reaches it.
+MAX_RUNS = 1_000_000
+MNIST_TRAIN_IMAGES = 60_000
+
 flags.DEFINE_integer("num_runs", 500, "Networks trained with each strategy, "
                      "each from its own random initialisation (the blog: "
-                     "500).", lower_bound=1)
-flags.DEFINE_list("strategies", list(experiment.STRATEGIES),
+                     "500).", lower_bound=1, upper_bound=MAX_RUNS)
+flags.DEFINE_list("strategies", list(train.STRATEGIES),
                   "Training strategies, comma-separated: all_layers (1,000 "
                   "steps on the whole network), layerwise (200 steps on "
                   "layer 1, 200 on layers 1-2, then the same 1,000).")
-flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adagrad", "adam"],
-                  "Optimizer of every phase (hand-written, "
-                  "tfscratch.optimizers).")
+cli.define_optimizer("sgd", "Optimizer of every phase (hand-written, "
+                     "tfscratch.optimizers).")
+# Not cli.define_learning_rate: the default depends on --optimizer.
 flags.DEFINE_float(
     "learning_rate", None, "Base learning rate; the last phase drops to "
-    f"{experiment.LR_DROP} x it after step 750. Default per optimizer: " +
-    ", ".join(f"{k} {v}" for k, v in
-              experiment.DEFAULT_LEARNING_RATES.items()) + ".")
+    f"{train.LR_DROP} x it after step 750. Default per optimizer: " +
+    ", ".join(f"{k} {v}" for k, v in train.DEFAULT_LEARNING_RATES.items()) +
+    ".")
+cli.define_batch_size(data_lib.BATCH_SIZE, "Training images per step (the "
+                      "blog: 50); --train_size must be a multiple of it.")
 flags.DEFINE_integer("train_size", data_lib.BLOG_TRAIN_SIZE,
-                     "Training images, a multiple of the batch size "
-                     f"{data_lib.BATCH_SIZE} (the blog: 1,000).",
-                     lower_bound=data_lib.BATCH_SIZE)
+                     "Training images (the blog: 1,000), walked in order.",
+                     lower_bound=1, upper_bound=MNIST_TRAIN_IMAGES)
 flags.DEFINE_integer("train_offset", data_lib.BLOG_TRAIN_OFFSET,
                      "Index in MNIST's training file of the first training "
                      "image (5000: the blog's loader held out 0..4999).",
-                     lower_bound=0)
-flags.DEFINE_float("step_scale", 1.0, "Multiply every phase's number of "
-                   "steps (and the step of the rate drop) by this, for quick "
-                   "trials; 1 is the blog's schedule.")
-flags.DEFINE_integer("chunk_size", 25, "Networks trained side by side in one "
-                     "stack. Each finished chunk is checkpointed; a "
-                     "resumed or sharded run must keep the same value.",
-                     lower_bound=1)
+                     lower_bound=0, upper_bound=MNIST_TRAIN_IMAGES - 1)
+cli.define_float("step_scale", 1.0, "Multiply every phase's number of steps "
+                 "(and the step of the rate drop) by this, for quick trials; "
+                 "1 is the blog's schedule. At most 100.", minimum=0,
+                 exclusive=True)
+flags.DEFINE_integer("chunk_size", scale.DEFAULT_CHUNK_SIZE, "Networks "
+                     "trained side by side in one stack. Each finished chunk "
+                     "is checkpointed; a resumed or sharded run must keep "
+                     "the same value.",
+                     lower_bound=1, upper_bound=1000)
 flags.DEFINE_integer("num_shards", 1, "Split the chunks of every strategy "
-                     "into this many shards, one per process or machine; "
-                     "combine the shards' output directories with --merge.",
-                     lower_bound=1)
+                     "into this many shards, one per process or machine, "
+                     "each with its own --output_dir; combine those with "
+                     "--merge.", lower_bound=1)
 flags.DEFINE_integer("shard_index", 0, "Which shard this process trains, "
                      "0..num_shards-1.", lower_bound=0)
 flags.DEFINE_boolean("resume", True, "Keep the chunks an interrupted run "
@@ -77,35 +86,38 @@ flags.DEFINE_list("merge", None, "Instead of training, merge the results of "
                   "own settings are used; they are never modified.")
 flags.DEFINE_integer("num_permutations", 10_000, "Relabellings for the "
                      "permutation p-values (and resamples for the bootstrap "
-                     "intervals).", lower_bound=100)
-flags.DEFINE_integer("workers", len(os.sched_getaffinity(0)),
+                     "intervals).", lower_bound=100, upper_bound=10_000_000)
+flags.DEFINE_integer("workers", scale.default_workers(),
                      "Chunks trained at once, each op on one thread "
                      "(default: the CPUs this process may use). The numbers "
-                     "do not depend on it.", lower_bound=1)
-flags.DEFINE_integer("log_every", 200, "Steps between progress lines of a "
-                     "chunk; 0 for only the last.", lower_bound=0)
+                     "do not depend on it.", lower_bound=1,
+                     upper_bound=scale.MAX_WORKERS)
+cli.define_log_every(200)
 cli.define_run_flags(default_output_dir="runs/convergence")
 cli.define_data_dir_flag()
 
-
-def _check_strategies(values):
-  return (bool(values) and len(set(values)) == len(values) and
-          set(values) <= set(experiment.STRATEGIES))
-
-
 flags.register_validator(
-    "strategies", _check_strategies,
+    "strategies", lambda v: (bool(v) and len(set(v)) == len(v) and
+                             set(v) <= set(train.STRATEGIES)),
     "--strategies must list one or both of all_layers, layerwise, each once")
 flags.register_validator(
-    "learning_rate", lambda v: v is None or (v > 0 and math.isfinite(v)),
-    "--learning_rate must be positive")
+    "learning_rate", lambda v: v is None or (math.isfinite(v) and v > 0),
+    "--learning_rate must be finite and > 0")
+flags.register_validator("step_scale", lambda v: v <= 100,
+                         "--step_scale must be at most 100")
 flags.register_validator(
-    "step_scale", lambda v: 0 < v <= 100,
-    "--step_scale must be in (0, 100]")
-flags.register_validator(
-    "train_size", lambda v: v % data_lib.BATCH_SIZE == 0,
-    f"--train_size must be a multiple of the batch size "
-    f"{data_lib.BATCH_SIZE}")
+    "merge", lambda v: v is None or (bool(v) and all(p.strip() for p in v)),
+    "--merge needs the shards' output directories, comma-separated (it got "
+    "none; to train, leave --merge out)")
+flags.register_multi_flags_validator(
+    ["train_size", "batch_size"],
+    lambda f: f["train_size"] % f["batch_size"] == 0,
+    "--train_size must be a multiple of --batch_size")
+flags.register_multi_flags_validator(
+    ["train_size", "train_offset"],
+    lambda f: f["train_offset"] + f["train_size"] <= MNIST_TRAIN_IMAGES,
+    f"--train_offset + --train_size must be at most {MNIST_TRAIN_IMAGES:,}, "
+    "the images of MNIST's training file")
 flags.register_multi_flags_validator(
     ["shard_index", "num_shards"],
     lambda f: f["shard_index"] < f["num_shards"],
@@ -124,61 +136,82 @@ BLOG = {"all_layers": {"mean": 0.87867, "std": 0.00274425},
         "layerwise": {"mean": 0.876439, "std": 0.00234411}}
 
 
-def train_chunks(strategies, chunks, config, data, outputs):
-  """Trains (or takes from checkpoints) every chunk of every strategy,
-  --workers at a time; returns dict strategy -> the accuracies of all its
-  chunks' runs, in run order."""
-  steps = {strategy: experiment.total_steps(strategy, config["step_scale"])
-           for strategy in strategies}
-  accuracies = {strategy: [None] * len(chunks) for strategy in strategies}
-  tasks = []
-  for strategy in strategies:
-    for number, (first, end) in enumerate(chunks):
-      path = results.checkpoint_path(outputs.staging_dir, strategy, first,
-                                     end)
-      if os.path.exists(path):
-        accuracies[strategy][number] = results.load_chunk(
-            path, config, strategy, first, end)
-        print(f"{strategy} runs {first}-{end - 1}: kept from {path}",
-              flush=True)
-      else:
-        tasks.append((strategy, number, first, end, path))
-
-  def train_chunk(task, trainers, stop):
-    strategy, number, first, end, path = task
-    start = time.time()
-    trainer = experiment.cached_trainer(
-        trainers, data, strategy, end - first, config["optimizer"],
-        config["learning_rate"], config["step_scale"])
-    # The default summary writer is per thread.
-    with outputs.summary_writer.as_default():
-      chunk_accuracies = trainer.train_runs(
-          range(first, end), config["seed"], log_every=FLAGS.log_every,
-          summary_step=lambda step: number * steps[strategy] + step,
-          stop=stop)["test"]
-    results.save_chunk(path, config, strategy, first, end, chunk_accuracies)
-    print_line(f"{strategy} runs {first}-{end - 1}: test accuracy "
-               f"{100 * chunk_accuracies.mean():.2f}% ± "
-               f"{100 * chunk_accuracies.std():.2f} "
-               f"({time.time() - start:.1f} s, checkpointed)")
-    return chunk_accuracies.tolist()
-
-  try:
-    trained = experiment.train_in_workers(train_chunk, tasks, FLAGS.workers)
-  except KeyboardInterrupt:
-    print_line(f"stopped: the finished chunks stay in {outputs.staging_dir}; "
-               "the same command resumes")
-    raise
-  for (strategy, number, *_), chunk_accuracies in zip(tasks, trained):
-    accuracies[strategy][number] = chunk_accuracies
-  return {strategy: [a for chunk in accuracies[strategy] for a in chunk]
-          for strategy in strategies}
+def run():
+  """Trains this process's chunks; writes a full result or a shard's."""
+  scale.use_one_thread_per_op(FLAGS.workers)
+  set_seed(FLAGS.seed)
+  config = cli.config_from_flags(
+      train.Config, learning_rate=(
+          FLAGS.learning_rate or train.DEFAULT_LEARNING_RATES[FLAGS.optimizer]))
+  # What a checkpoint must have been written with to be reused.
+  settings = dict(dataclasses.asdict(config), train_size=FLAGS.train_size,
+                  train_offset=FLAGS.train_offset)
+  # Data errors surface before anything is written.
+  data = scale.load_data(FLAGS.data_dir, FLAGS.train_size, FLAGS.train_offset)
+  outputs = RunOutputs(FLAGS.output_dir, overwrite=FLAGS.overwrite,
+                       resume=FLAGS.resume,
+                       protected=[FLAGS.data_dir, os.environ.get(DATA_DIR_ENV)])
+  chunks = scale.shard_chunks(FLAGS.num_runs, FLAGS.chunk_size,
+                              FLAGS.num_shards, FLAGS.shard_index)
+  print(f"{config.optimizer}, lr {config.learning_rate:g}: runs "
+        f"{chunks[0][0]}..{chunks[-1][1] - 1} of {FLAGS.num_runs} per "
+        f"strategy in {len(chunks)} chunk(s) of up to {FLAGS.chunk_size} "
+        f"networks, on {len(data.train)} training images", flush=True)
+  accuracies, trace_counts = scale.train_chunks(
+      config, data, FLAGS.strategies, chunks, outputs, settings,
+      FLAGS.workers, FLAGS.log_every,
+      (FLAGS.divergence_factor, FLAGS.divergence_patience))
+  settings.update(num_runs=FLAGS.num_runs, chunk_size=FLAGS.chunk_size)
+  if FLAGS.num_shards == 1:
+    write_full_results(outputs, settings, FLAGS.strategies, accuracies,
+                       {"trace_counts": trace_counts})
+    return
+  # A shard: its accuracies and its place; the statistics come at --merge.
+  metrics = {"config": settings, "strategies": FLAGS.strategies,
+             "trace_counts": trace_counts,
+             "shard": {"index": FLAGS.shard_index,
+                       "num_shards": FLAGS.num_shards}}
+  for strategy in FLAGS.strategies:
+    metrics[strategy] = {"runs": [chunks[0][0], chunks[-1][1]],
+                         "mean": stats.mean(accuracies[strategy]),
+                         "std": stats.std(accuracies[strategy]),
+                         "accuracies": accuracies[strategy]}
+  outputs.finish(metrics)
 
 
-def full_metrics(config, strategies, accuracies, seed):
-  """results.json of a whole experiment (unsharded, or merged shards)."""
+def merge(paths):
+  """Merges shards into the results of one unsharded run. What is recorded
+  is what produced the numbers: the shards' seed and flags (those they
+  share), with this process's --num_permutations for the statistics."""
+  config, strategies, accuracies, shards = scale.read_shards(paths)
+  print(f"merging {len(paths)} shards: {config['num_runs']} runs per "
+        "strategy", flush=True)
+  shard_dirs = [scale.shard_dir(path) for path in paths]
+  outputs = RunOutputs(FLAGS.output_dir, overwrite=FLAGS.overwrite,
+                       protected=shard_dirs)
+  shard_flags = [shard.get("flags") or {} for shard in shards]
+  recorded_flags = {key: value for key, value in shard_flags[0].items()
+                    if all(f.get(key) == value for f in shard_flags)}
+  recorded_flags.update(num_permutations=FLAGS.num_permutations,
+                        merge=list(paths))
+  trace_counts = {}
+  for shard in shards:
+    for name, count in (shard.get("trace_counts") or {}).items():
+      trace_counts[name] = max(count, trace_counts.get(name, 0))
+  write_full_results(
+      outputs, config, strategies, accuracies,
+      {"trace_counts": trace_counts,
+       "merged_from": [os.path.abspath(d) for d in shard_dirs]},
+      recorded_flags=recorded_flags)
+
+
+def write_full_results(outputs, config, strategies, accuracies, extra,
+                       recorded_flags=None):
+  """Statistics, figure, TensorBoard histograms and results.json of a whole
+  experiment (unsharded, or merged shards)."""
+  seed = config["seed"]
   metrics = {"config": config, "strategies": strategies,
-             "optimizer": config["optimizer"], "blog": BLOG}
+             "optimizer": config["optimizer"], "blog": BLOG, "tests": None}
   for strategy in strategies:
     metrics[strategy] = dict(
         stats.summary(accuracies[strategy], FLAGS.num_permutations, seed),
@@ -188,12 +221,14 @@ def full_metrics(config, strategies, accuracies, seed):
           f"{len(accuracies[strategy])} networks (95% interval of the mean "
           f"{100 * metrics[strategy]['mean_ci95'][0]:.2f}.."
           f"{100 * metrics[strategy]['mean_ci95'][1]:.2f})", flush=True)
-  metrics["tests"] = None
+  # The one number every package's results.json has: here the mean over the
+  # networks of the first strategy (all_layers unless --strategies says not).
+  metrics["test_accuracy"] = metrics[strategies[0]]["mean"]
   if len(strategies) == 2:
-    a, b = accuracies["all_layers"], accuracies["layerwise"]
     try:
-      tests = stats.compare(a, b, FLAGS.num_permutations,
-                            FLAGS.num_permutations, seed)
+      tests = stats.compare(accuracies["all_layers"], accuracies["layerwise"],
+                            FLAGS.num_permutations, FLAGS.num_permutations,
+                            seed)
     except ValueError as error:  # fewer than 2 values, or no spread at all
       print(f"no tests: {error}", flush=True)
     else:
@@ -203,95 +238,26 @@ def full_metrics(config, strategies, accuracies, seed):
             f"p={tests['permutation_p']:.3g}, KS D="
             f"{tests['ks_statistic']:.3f} (p={tests['ks_p']:.3g})",
             flush=True)
-  return metrics
-
-
-def figure_title(config, counts):
-  networks = " + ".join(str(n) for n in counts.values())
-  return (f"Test accuracy of {networks} networks, {config['optimizer']} "
-          f"(lr {config['learning_rate']:g})")
-
-
-def write_full_results(outputs, config, strategies, accuracies, extra=None):
-  metrics = full_metrics(config, strategies, accuracies, config["seed"])
-  metrics.update(extra or {})
+  metrics.update(extra)
   with outputs.summary_writer.as_default():
     for strategy in strategies:
       tf.summary.histogram(f"test_accuracy/{strategy}",
                            np.asarray(accuracies[strategy]), step=0)
+  networks = " + ".join(str(len(accuracies[s])) for s in strategies)
   outputs.save_figure(
       plots.plot_distributions(
-          accuracies, figure_title(config, {s: len(accuracies[s])
-                                            for s in strategies})),
+          accuracies, f"Test accuracy of {networks} networks, "
+          f"{config['optimizer']} (lr {config['learning_rate']:g})"),
       "accuracy_distributions.png")
-  outputs.finish(metrics)
-
-
-def train():
-  experiment.use_one_thread_per_op(FLAGS.workers)
-  set_seed(FLAGS.seed)
-  learning_rate = (FLAGS.learning_rate or
-                   experiment.DEFAULT_LEARNING_RATES[FLAGS.optimizer])
-  config = {"seed": FLAGS.seed, "optimizer": FLAGS.optimizer,
-            "learning_rate": learning_rate, "train_size": FLAGS.train_size,
-            "train_offset": FLAGS.train_offset,
-            "step_scale": FLAGS.step_scale}
-  # Data errors surface before anything is written.
-  data = data_lib.load_data(FLAGS.data_dir, FLAGS.train_size,
-                            FLAGS.train_offset)
-  outputs = RunOutputs(FLAGS.output_dir, overwrite=FLAGS.overwrite,
-                       resume=FLAGS.resume)
-  chunks = results.shard_chunks(FLAGS.num_runs, FLAGS.chunk_size,
-                                FLAGS.num_shards, FLAGS.shard_index)
-  print(f"{FLAGS.optimizer}, lr {learning_rate:g}: runs {chunks[0][0]}.."
-        f"{chunks[-1][1] - 1} of {FLAGS.num_runs} per strategy in "
-        f"{len(chunks)} chunk(s) of up to {FLAGS.chunk_size} networks, on "
-        f"{len(data.train)} training images", flush=True)
-  strategies = FLAGS.strategies
-  accuracies = train_chunks(strategies, chunks, config, data, outputs)
-  if FLAGS.num_shards == 1:
-    write_full_results(outputs, dict(config, num_runs=FLAGS.num_runs,
-                                     chunk_size=FLAGS.chunk_size),
-                       strategies, accuracies)
-    return
-  # A shard: its accuracies and its place; the statistics come at --merge.
-  metrics = {"config": dict(config, num_runs=FLAGS.num_runs,
-                            chunk_size=FLAGS.chunk_size),
-             "strategies": strategies,
-             "shard": {"index": FLAGS.shard_index,
-                       "num_shards": FLAGS.num_shards}}
-  for strategy in strategies:
-    metrics[strategy] = {"runs": [chunks[0][0], chunks[-1][1]],
-                         "mean": stats.mean(accuracies[strategy]),
-                         "std": stats.std(accuracies[strategy]),
-                         "accuracies": accuracies[strategy]}
-  outputs.finish(metrics)
-
-
-def merge(paths):
-  output_dir = os.path.abspath(FLAGS.output_dir)
-  for path in paths:
-    shard_dir = os.path.dirname(
-        os.path.abspath(results.shard_results_path(path)))
-    if shard_dir == output_dir:
-      raise results.ShardError(
-          f"--output_dir {FLAGS.output_dir} is one of the shards being "
-          "merged; choose another directory (merging never changes the "
-          "shards)")
-  config, strategies, accuracies = results.read_shards(paths)
-  print(f"merging {len(paths)} shards: {config['num_runs']} runs per "
-        f"strategy", flush=True)
-  outputs = RunOutputs(FLAGS.output_dir, overwrite=FLAGS.overwrite)
-  write_full_results(outputs, config, strategies, accuracies,
-                     {"merged_from": [os.path.abspath(p) for p in paths]})
+  outputs.finish(metrics, recorded_flags=recorded_flags, seed=seed)
 
 
 def main(argv):
   del argv
-  if FLAGS.merge:
+  if FLAGS.merge is not None:
     merge(FLAGS.merge)
   else:
-    train()
+    run()
 
 
 if __name__ == "__main__":

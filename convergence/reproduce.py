@@ -10,12 +10,14 @@
    both strategies is kept.
 2. ``python -m convergence`` at blog scale (500 + 500 networks) with SGD (the
    blog's rates) and with Adagrad and Adam at their chosen rates, each into
-   ``<output_dir>/<optimizer>``. Run again after an interruption, it resumes.
+   ``<output_dir>/<optimizer>``.
 3. ``<output_dir>/summary.md``: the table of means, stds and p-values.
 
-Run again, it keeps what is done (the sweep of an optimizer whose grid and
-settings are unchanged, finished full runs) and resumes an interrupted full
-run; --overwrite redoes everything.
+Run again, it keeps what is done and matches the request: the sweep of an
+optimizer whose grid and settings are unchanged, and a finished full run
+whose recorded settings are those requested (one with other settings is
+refused, never reported as this one; --overwrite redoes it). An interrupted
+full run resumes from its finished chunks. --overwrite redoes everything.
 """
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
@@ -29,35 +31,47 @@ from absl import flags
 import numpy as np
 
 from convergence import data as data_lib
-from convergence import experiment
+from convergence import scale
+from convergence import train
 from tfscratch.lab import cli
-from tfscratch.lab.outputs import write_atomically
-from tfscratch.lab.outputs import write_json
+from tfscratch.lab.errors import ScratchError
+from tfscratch.lab.files import write_atomically
+from tfscratch.lab.files import write_json
+from tfscratch.lab.outputs import check_output_dir
 from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
+SWEEP_GRID = {"adagrad": [0.001, 0.003, 0.01, 0.03, 0.1],
+              "adam": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]}
+# The sweep's networks are runs far beyond any full run's, so the rate is
+# not chosen on the very networks it is then reported for.
+SWEEP_FIRST_RUN = 1_000_000
+
 flags.DEFINE_integer("num_runs", 500, "Networks per strategy in each full "
-                     "run.", lower_bound=2)
+                     "run.", lower_bound=2, upper_bound=SWEEP_FIRST_RUN)
 flags.DEFINE_integer("sweep_runs", 20, "Networks per strategy and rate in "
-                     "the learning-rate sweep.", lower_bound=1)
-flags.DEFINE_float("step_scale", 1.0, "Passed to every run (and the sweep): "
-                   "less than 1 for a quick trial of this script.")
+                     "the learning-rate sweep.", lower_bound=1,
+                     upper_bound=1000)
+cli.define_float("step_scale", 1.0, "Passed to every run (and the sweep): "
+                 "less than 1 for a quick trial of this script; at most 100.",
+                 minimum=0, exclusive=True)
 flags.DEFINE_list("optimizers", ["sgd", "adagrad", "adam"],
-                  "Optimizers to run at full scale.")
-flags.DEFINE_integer("workers", len(os.sched_getaffinity(0)),
+                  "Optimizers to run at full scale, comma-separated.")
+flags.DEFINE_integer("workers", scale.default_workers(),
                      "Chunks trained at once, in the sweep and in each full "
-                     "run.", lower_bound=1)
+                     "run.", lower_bound=1, upper_bound=scale.MAX_WORKERS)
 flags.DEFINE_string("figures_dir", None, "If set, copy each run's figure "
                     "here as accuracy_distributions_<optimizer>.png (the "
                     "README's are in convergence/figures).")
 cli.define_run_flags(default_output_dir="runs/reproduce/convergence")
 cli.define_data_dir_flag()
 
-SWEEP_GRID = {"adagrad": [0.001, 0.003, 0.01, 0.03, 0.1],
-              "adam": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]}
-# The sweep's networks are runs far beyond any full run's, so the rate is
-# not chosen on the very networks it is then reported for.
-SWEEP_FIRST_RUN = 1_000_000
+flags.register_validator(
+    "optimizers", lambda v: (bool(v) and len(set(v)) == len(v) and
+                             set(v) <= set(train.DEFAULT_LEARNING_RATES)),
+    "--optimizers must list one or more of sgd, adagrad, adam, each once")
+flags.register_validator("step_scale", lambda v: v <= 100,
+                         "--step_scale must be at most 100")
 
 
 def sweep(data, optimizer):
@@ -66,38 +80,80 @@ def sweep(data, optimizer):
   runs = range(SWEEP_FIRST_RUN, SWEEP_FIRST_RUN + FLAGS.sweep_runs)
   tasks = [(learning_rate, strategy)
            for learning_rate in SWEEP_GRID[optimizer]
-           for strategy in experiment.STRATEGIES]
+           for strategy in train.STRATEGIES]
 
-  def train_chunk(task, trainers, stop):
-    del trainers  # every task has a rate of its own: nothing to reuse
+  def train_chunk(task, stacks, stop):
+    del stacks  # every task has a rate of its own: nothing to reuse
     learning_rate, strategy = task
-    trainer = experiment.StackTrainer(data, strategy, len(runs), optimizer,
-                                      learning_rate, FLAGS.step_scale)
-    return float(np.mean(trainer.train_runs(
-        runs, FLAGS.seed, log_every=0, evaluate_on=("validation",),
-        stop=stop)["validation"]))
+    config = train.Config(optimizer=optimizer, learning_rate=learning_rate,
+                          step_scale=FLAGS.step_scale, seed=FLAGS.seed)
 
-  accuracies = dict(zip(tasks, experiment.train_in_workers(
+    def log(first_step, losses):
+      del first_step, losses  # a rate that blows up just loses the sweep
+      if stop.is_set():
+        raise scale.Cancelled(str(task))
+
+    return float(np.mean(train.train_runs(
+        config, data, strategy, runs, splits=("validation",),
+        log=log)["validation"]))
+
+  accuracies = dict(zip(tasks, scale.train_in_workers(
       train_chunk, tasks, FLAGS.workers)))
   rows = []
   for learning_rate in SWEEP_GRID[optimizer]:
     row = {"learning_rate": learning_rate}
-    for strategy in experiment.STRATEGIES:
+    for strategy in train.STRATEGIES:
       row[strategy] = accuracies[learning_rate, strategy]
-    row["mean"] = float(np.mean([row[s] for s in experiment.STRATEGIES]))
+    row["mean"] = float(np.mean([row[s] for s in train.STRATEGIES]))
     print(f"{optimizer} lr {learning_rate:g}: validation accuracy " +
-          ", ".join(f"{s} {100 * row[s]:.2f}%" for s in experiment.STRATEGIES),
+          ", ".join(f"{s} {100 * row[s]:.2f}%" for s in train.STRATEGIES),
           flush=True)
     rows.append(row)
   best = max(rows, key=lambda row: row["mean"])["learning_rate"]
   return rows, best
 
 
+def requested_config(optimizer, learning_rate):
+  """The settings a full run must have recorded to be this one."""
+  return {"optimizer": optimizer, "learning_rate": learning_rate,
+          "num_runs": FLAGS.num_runs, "seed": FLAGS.seed,
+          "step_scale": FLAGS.step_scale,
+          "batch_size": data_lib.BATCH_SIZE,
+          "train_size": data_lib.BLOG_TRAIN_SIZE,
+          "train_offset": data_lib.BLOG_TRAIN_OFFSET,
+          "chunk_size": scale.DEFAULT_CHUNK_SIZE}
+
+
+def finished_run_matches(output_dir, requested):
+  """True if ``output_dir`` holds a finished run of ``requested``; False if
+  it holds none; ScratchError if it holds one with other settings."""
+  path = os.path.join(output_dir, "results.json")
+  if not os.path.exists(path):
+    return False
+  try:
+    with open(path, encoding="utf-8") as f:
+      recorded = json.load(f).get("config")
+  except (OSError, ValueError, AttributeError) as error:
+    raise ScratchError(f"{path}: unreadable ({error}); pass --overwrite to "
+                       "redo the run") from error
+  recorded = recorded if isinstance(recorded, dict) else {}
+  differences = [f"{key} {recorded.get(key, 'missing')!r} (requested "
+                 f"{value!r})" for key, value in requested.items()
+                 if recorded.get(key) != value]
+  if differences:
+    raise ScratchError(
+        f"{output_dir} holds a finished run with other settings: "
+        f"{', '.join(differences)}; pass --overwrite to redo it, or choose "
+        "another --output_dir")
+  return True
+
+
 def full_run(optimizer, learning_rate):
-  """``python -m convergence`` at blog scale in its own process."""
+  """``python -m convergence`` at blog scale in its own process; a finished
+  run of the same settings is kept, an interrupted one resumes."""
   output_dir = os.path.join(FLAGS.output_dir, optimizer)
-  if os.path.exists(os.path.join(output_dir, "results.json")) and not (
-      FLAGS.overwrite):
+  if not FLAGS.overwrite and finished_run_matches(
+      output_dir, requested_config(optimizer, learning_rate)):
     print(f"{optimizer}: kept the finished run in {output_dir}", flush=True)
     return output_dir
   command = [sys.executable, "-m", "convergence", f"--optimizer={optimizer}",
@@ -107,11 +163,20 @@ def full_run(optimizer, learning_rate):
              f"--workers={FLAGS.workers}", f"--output_dir={output_dir}"]
   if FLAGS.data_dir:
     command.append(f"--data_dir={FLAGS.data_dir}")
-  if FLAGS.overwrite:
-    command.append("--overwrite")
+  if FLAGS.overwrite:  # redo it all, an interrupted run's chunks too
+    command += ["--overwrite", "--noresume"]
   print(" ".join(command), flush=True)
-  subprocess.run(command, check=True)
-  return output_dir
+  # The child's progress goes straight to stdout; its stderr is kept to
+  # report a failure in one line.
+  child = subprocess.run(command, stderr=subprocess.PIPE, text=True,
+                         check=False)
+  if child.returncode == 0:
+    sys.stderr.write(child.stderr)
+    return output_dir
+  lines = child.stderr.strip().splitlines() or ["(no message)"]
+  reason = lines[-1].removeprefix("error: ")
+  raise ScratchError(f"the {optimizer} run failed (exit code "
+                     f"{child.returncode}): {reason}")
 
 
 def summary_table(run_dirs):
@@ -138,17 +203,17 @@ def summary_table(run_dirs):
 
 def main(argv):
   del argv
-  experiment.use_one_thread_per_op(FLAGS.workers)
+  scale.use_one_thread_per_op(FLAGS.workers)
   set_seed(FLAGS.seed)
+  check_output_dir(FLAGS.output_dir)
   os.makedirs(FLAGS.output_dir, exist_ok=True)
-  learning_rates = {"sgd": experiment.DEFAULT_LEARNING_RATES["sgd"]}
+  learning_rates = {"sgd": train.DEFAULT_LEARNING_RATES["sgd"]}
   sweep_path = os.path.join(FLAGS.output_dir, "sweep.json")
-  needed = [o for o in FLAGS.optimizers if o in SWEEP_GRID]
   sweeps = {}
   if os.path.exists(sweep_path) and not FLAGS.overwrite:
     with open(sweep_path) as f:
       sweeps = json.load(f)
-  for optimizer in needed:
+  for optimizer in [o for o in FLAGS.optimizers if o in SWEEP_GRID]:
     settings = {"grid": SWEEP_GRID[optimizer], "sweep_runs": FLAGS.sweep_runs,
                 "seed": FLAGS.seed, "step_scale": FLAGS.step_scale}
     earlier = sweeps.get(optimizer, {})
@@ -156,15 +221,16 @@ def main(argv):
       print(f"{optimizer}: learning rate {earlier['best']:g} from the "
             f"earlier sweep in {sweep_path}", flush=True)
     else:
-      rows, best = sweep(data_lib.load_data(FLAGS.data_dir), optimizer)
+      rows, best = sweep(scale.load_data(FLAGS.data_dir,
+                                         data_lib.BLOG_TRAIN_SIZE,
+                                         data_lib.BLOG_TRAIN_OFFSET),
+                         optimizer)
       sweeps[optimizer] = dict(settings, rows=rows, best=best)
       write_json(sweep_path, sweeps)
     learning_rates[optimizer] = sweeps[optimizer]["best"]
-    if (learning_rates[optimizer] !=
-        experiment.DEFAULT_LEARNING_RATES[optimizer]):
+    if learning_rates[optimizer] != train.DEFAULT_LEARNING_RATES[optimizer]:
       print(f"note: {optimizer}'s best rate {learning_rates[optimizer]:g} is "
-            "not its default in experiment.DEFAULT_LEARNING_RATES",
-            flush=True)
+            "not its default in train.DEFAULT_LEARNING_RATES", flush=True)
   run_dirs = {o: full_run(o, learning_rates[o]) for o in FLAGS.optimizers}
   if FLAGS.figures_dir:
     os.makedirs(FLAGS.figures_dir, exist_ok=True)

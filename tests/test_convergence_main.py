@@ -1,10 +1,12 @@
 """``python -m convergence`` end to end, on a tiny schedule: results.json and
 the figure; shards merged = one unsharded run; an interrupted run resumes;
-bad flags and bad shard files end with a clear one-line error."""
+bad flags and bad shard files end with a clear one-line error. (The issue-14
+cases are in test_convergence_reliability.py.)"""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,13 +16,13 @@ import time
 
 import tensorflow as tf
 
-from convergence import results
+from convergence import scale
 from tests import mnist_fixture
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 5% of the blog's steps (50 and 10 + 10 + 50), 2 chunks of 2 networks.
 TINY = ["--num_runs=4", "--chunk_size=2", "--step_scale=0.05",
-        "--num_permutations=200", "--log_every=0"]
+        "--num_permutations=200", "--log_every=1000"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -33,18 +35,44 @@ def environment():
   return env
 
 
-def command(*flags):
-  return [sys.executable, "-m", "convergence", *flags]
+def command(*flags, module="convergence"):
+  return [sys.executable, "-m", module, *flags]
 
 
-def run(*flags):
-  return subprocess.run(command(*flags), cwd=REPO_ROOT, env=environment(),
-                        capture_output=True, text=True, timeout=300)
+def run(*flags, module="convergence"):
+  return subprocess.run(command(*flags, module=module), cwd=REPO_ROOT,
+                        env=environment(), capture_output=True, text=True,
+                        timeout=600)
 
 
 def load(path):
   with open(os.path.join(path, "results.json")) as f:
     return json.load(f)
+
+
+_PARSE = """
+import importlib, json, sys
+from absl import flags
+importlib.import_module(sys.argv[1])
+for argv in json.loads(sys.argv[2]):
+  flags.FLAGS.unparse_flags()
+  try:
+    flags.FLAGS([sys.argv[1]] + argv)
+    print(json.dumps(None))
+  except flags.Error as error:
+    print(json.dumps(str(error)))
+"""
+
+
+def flag_errors(module, argvs):
+  """The message with which ``module``'s flags refuse each argv in
+  ``argvs`` (None: accepted), all parsed in one process: one TensorFlow
+  import instead of one per case."""
+  parsed = subprocess.run([sys.executable, "-c", _PARSE, module,
+                           json.dumps(argvs)], cwd=REPO_ROOT,
+                          env=environment(), capture_output=True, text=True,
+                          timeout=300, check=True)
+  return [json.loads(line) for line in parsed.stdout.splitlines()]
 
 
 class ConvergenceMainTest(tf.test.TestCase):
@@ -78,26 +106,55 @@ class ConvergenceMainTest(tf.test.TestCase):
               "rb") as f:
       self.assertEqual(f.read(8), PNG_SIGNATURE)
     self.assertLen(os.listdir(os.path.join(self.full_dir, "checkpoints")), 4)
+    # Every compiled function traced once, in each of the two workers.
+    self.assertEqual(result["trace_counts"], {
+        "draw_weights": 1,
+        "all_layers_x2/phase1_head3_train_steps": 1,
+        "all_layers_x2/correct_counts": 1,
+        "layerwise_x2/phase1_head1_train_steps": 1,
+        "layerwise_x2/phase2_head2_train_steps": 1,
+        "layerwise_x2/phase3_head3_train_steps": 1,
+        "layerwise_x2/correct_counts": 1})
+    self.assertEqual(result["test_accuracy"], result["all_layers"]["mean"])
+    self.assertEqual(result["config"]["batch_size"], 50)
 
   def test_shards_merge_into_the_unsharded_result(self):
-    shard_dirs = [os.path.join(self.tmp, f"shard{i}") for i in range(2)]
+    shards = os.path.join(self.tmp, "shards")
+    shard_dirs = [os.path.join(shards, f"s{i}") for i in range(2)]
     processes = [subprocess.Popen(
         command(*TINY, "--num_shards=2", f"--shard_index={i}",
                 f"--output_dir={shard_dirs[i]}"),
         cwd=REPO_ROOT, env=environment(), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     for process in processes:
-      _, stderr = process.communicate(timeout=300)
+      _, stderr = process.communicate(timeout=600)
       self.assertEqual(process.returncode, 0, stderr)
     self.assertEqual(load(shard_dirs[0])["all_layers"]["runs"], [0, 2])
     merged_dir = os.path.join(self.tmp, "merged")
-    merged = run("--num_permutations=200",
-                 f"--merge={shard_dirs[1]},{shard_dirs[0]}",
+    merge = f"--merge={shard_dirs[1]},{shard_dirs[0]}"
+    merged = run("--num_permutations=200", "--seed=7", merge,
                  f"--output_dir={merged_dir}")
     self.assertEqual(merged.returncode, 0, merged.stderr)
     full, merged = load(self.full_dir), load(merged_dir)
-    for key in ("all_layers", "layerwise", "tests"):
+    for key in ("all_layers", "layerwise", "tests", "config"):
       self.assertEqual(merged[key], full[key])
+    # Issue 14 (5): what produced the numbers is recorded (the shards' seed
+    # and flags), not the merging process's own --seed=7 and defaults.
+    self.assertEqual(merged["seed"], 0)
+    self.assertEqual(merged["flags"]["seed"], 0)
+    self.assertEqual(merged["flags"]["num_runs"], 4)
+    self.assertEqual(merged["flags"]["step_scale"], 0.05)
+    self.assertNotIn("shard_index", merged["flags"])
+    self.assertEqual(merged["trace_counts"], full["trace_counts"])
+
+    # Merging into a directory that holds the shards (here their parent,
+    # with --overwrite): refused, the shards untouched.
+    refused = run(merge, "--overwrite", f"--output_dir={shards}")
+    self.assertEqual(refused.returncode, 1)
+    self.assertEqual(refused.stderr.strip().splitlines(), [
+        f"error: --output_dir={shards} would replace {shard_dirs[1]}, which "
+        "this run reads; choose another --output_dir"])
+    self.assertEqual(load(shard_dirs[0])["shard"]["index"], 0)
 
     # A corrupt shard: a one-line error naming it; nothing else touched.
     broken_dir = os.path.join(self.tmp, "broken")
@@ -116,7 +173,7 @@ class ConvergenceMainTest(tf.test.TestCase):
   def test_an_interrupted_run_resumes(self):
     output_dir = os.path.join(self.tmp, "resumed")
     checkpoints = os.path.join(output_dir + ".partial",
-                               results.CHECKPOINT_DIR)
+                               scale.CHECKPOINT_DIR)
     process = subprocess.Popen(
         command(*TINY, f"--output_dir={output_dir}"), cwd=REPO_ROOT,
         env=environment(), stdout=subprocess.DEVNULL,
@@ -142,19 +199,10 @@ class ConvergenceMainTest(tf.test.TestCase):
     for key in ("all_layers", "layerwise", "tests"):
       self.assertEqual(result[key], full[key])
 
-  def test_the_numbers_do_not_depend_on_the_workers(self):
-    """Chunks trained one at a time = two at a time, bit for bit."""
-    output_dir = os.path.join(self.tmp, "one_worker")
-    alone = run(*TINY, "--workers=1", f"--output_dir={output_dir}")
-    self.assertEqual(alone.returncode, 0, alone.stderr)
-    full, result = load(self.full_dir), load(output_dir)
-    for key in ("all_layers", "layerwise", "tests"):
-      self.assertEqual(result[key], full[key])
-
   def test_ctrl_c_keeps_the_finished_chunks(self):
     output_dir = os.path.join(self.tmp, "interrupted")
     checkpoints = os.path.join(output_dir + ".partial",
-                               results.CHECKPOINT_DIR)
+                               scale.CHECKPOINT_DIR)
     process = subprocess.Popen(
         command(*TINY, "--workers=1", f"--output_dir={output_dir}"),
         cwd=REPO_ROOT, env=environment(), stdout=subprocess.PIPE,
@@ -173,19 +221,108 @@ class ConvergenceMainTest(tf.test.TestCase):
     self.assertNotEmpty([name for name in os.listdir(checkpoints)
                          if name.endswith(".json")])
     self.assertFalse(os.path.exists(output_dir))
+    # Resumed, still one worker: the numbers are those of two workers.
+    resumed = run(*TINY, "--workers=1", f"--output_dir={output_dir}")
+    self.assertEqual(resumed.returncode, 0, resumed.stderr)
+    full, result = load(self.full_dir), load(output_dir)
+    for key in ("all_layers", "layerwise", "tests"):
+      self.assertEqual(result[key], full[key])
+
+  def test_a_damaged_checkpoint_is_refused_on_resume(self):
+    """Issue 14 (10): a chunk edited by hand (or cut short) in an
+    interrupted run's staging directory: one line naming it and saying what
+    to do, nothing published."""
+    output_dir = os.path.join(self.tmp, "damaged")
+    shutil.copytree(self.full_dir, output_dir + ".partial")
+    chunk = scale.checkpoint_path(output_dir + ".partial", "layerwise", 2, 4)
+    with open(chunk) as f:
+      text = f.read()
+    edited = re.sub(r'("accuracies": \[\s*)0\.', r"\g<1>0.9", text, count=1)
+    self.assertNotEqual(edited, text)
+    with open(chunk, "w") as f:
+      f.write(edited)
+    refused = run(*TINY, f"--output_dir={output_dir}")
+    self.assertEqual(refused.returncode, 1)
+    self.assertEqual(refused.stderr.strip().splitlines(), [
+        f"error: {chunk}: checksum mismatch, the file was changed after it "
+        "was written; delete it to train that chunk again, or pass "
+        "--noresume to start the whole run over"])
+    self.assertFalse(os.path.exists(output_dir))
 
   def test_bad_flags(self):
-    for flags, message in (
-        (["--num_shards=2", "--shard_index=2"], "--shard_index must be less"),
-        (["--train_size=75"], "--train_size must be a multiple of")):
-      bad = run(*TINY, *flags, f"--output_dir={self.tmp}/bad")
-      self.assertNotEqual(bad.returncode, 0)
-      self.assertIn(message, bad.stderr)
-      self.assertFalse(os.path.exists(f"{self.tmp}/bad.partial"))
+    bad = run(*TINY, "--num_shards=2", "--shard_index=2",
+              f"--output_dir={self.tmp}/bad")
+    self.assertEqual(bad.returncode, 1)
+    self.assertIn("--shard_index must be less", bad.stderr)
+    self.assertNotIn("Traceback", bad.stderr)
+    self.assertFalse(os.path.exists(f"{self.tmp}/bad.partial"))
+    cases = {
+        "--train_size=75": "--train_size must be a multiple of --batch_size",
+        "--batch_size=30": "--train_size must be a multiple of --batch_size",
+        "--learning_rate=inf": "--learning_rate must be finite and > 0",
+        "--learning_rate=-1": "--learning_rate must be finite and > 0",
+        "--step_scale=nan": "--step_scale must be finite and > 0",
+        "--step_scale=101": "--step_scale must be at most 100",
+        "--train_offset=59500": "--train_offset + --train_size must be at "
+                                "most 60,000",
+        "--strategies=all_layers,all_layers": "--strategies must list",
+        "--chunk_size=100000": "chunk_size",
+        "--num_runs=2000000": "num_runs",
+        "--seed=4294967296": "seed",
+        # Issue 14 (4): an empty list (an unset shell variable) must not
+        # silently start a full training run.
+        "--merge=": "--merge needs the shards' output directories",
+    }
+    errors = flag_errors("convergence.__main__",
+                         [[flag] for flag in cases] + [["--batch_size=100"]])
+    for (flag, message), error in zip(cases.items(), errors):
+      self.assertIsNotNone(error, flag)
+      self.assertIn(message, error, flag)
+    self.assertIsNone(errors[-1])
+
+  def test_batch_size_and_run_eagerly(self):
+    """--run_eagerly runs the same steps as plain Python, to the same
+    numbers; --batch_size is the images per step (recorded, and it changes
+    the numbers). Each trains the first chunk of the full run."""
+    first_chunk = ["--num_runs=2", "--strategies=all_layers"]
+    expected = load(self.full_dir)["all_layers"]["accuracies"][:2]
+    results = {}
+    for name, extra in (("eager", ["--run_eagerly"]),
+                        ("batch100", ["--batch_size=100"])):
+      output_dir = os.path.join(self.tmp, name)
+      done = run(*TINY, *first_chunk, *extra, f"--output_dir={output_dir}")
+      self.assertEqual(done.returncode, 0, done.stderr)
+      results[name] = load(output_dir)
+    self.assertEqual(results["eager"]["all_layers"]["accuracies"], expected)
+    self.assertEqual(results["batch100"]["config"]["batch_size"], 100)
+    self.assertNotEqual(results["batch100"]["all_layers"]["accuracies"],
+                        expected)
+
+  def test_helpfull(self):
+    shown = run("--helpfull")
+    self.assertEqual(shown.returncode, 0, shown.stderr)
+    for flag in ("--batch_size", "--learning_rate", "--merge",
+                 "--divergence_factor", "--[no]run_eagerly"):
+      self.assertIn(flag, shown.stdout)
+
+
+class WorkersTest(tf.test.TestCase):
+
+  def test_default_workers_without_sched_getaffinity(self):
+    """macOS has no os.sched_getaffinity: the CPU count is used."""
+    saved = getattr(os, "sched_getaffinity", None)
+    try:
+      if saved is not None:
+        del os.sched_getaffinity
+      self.assertEqual(scale.default_workers(),
+                       min(os.cpu_count(), scale.MAX_WORKERS))
+    finally:
+      if saved is not None:
+        os.sched_getaffinity = saved
 
 
 class ShardFilesTest(tf.test.TestCase):
-  """results.read_shards and load_chunk on hand-made files."""
+  """scale.read_shards and load_chunk on hand-made files."""
 
   def setUp(self):
     super().setUp()
@@ -197,7 +334,7 @@ class ShardFilesTest(tf.test.TestCase):
 
   def write_shard(self, name, index, num_shards=2, config=None,
                   accuracies=None):
-    first, end = results.shard_range(5, 2, num_shards, index)
+    first, end = scale.shard_range(5, 2, num_shards, index)
     shard = {"config": config or self.config, "strategies": ["all_layers"],
              "shard": {"index": index, "num_shards": num_shards},
              "all_layers": {"runs": [first, end], "accuracies": (
@@ -211,7 +348,9 @@ class ShardFilesTest(tf.test.TestCase):
   def test_merges_in_run_order(self):
     second = self.write_shard("b", 1)
     first = self.write_shard("a", 0)
-    config, strategies, accuracies = results.read_shards([second, first])
+    config, strategies, accuracies, shards = scale.read_shards([second,
+                                                               first])
+    self.assertEqual([shard["shard"]["index"] for shard in shards], [0, 1])
     self.assertEqual(config, self.config)
     self.assertEqual(strategies, ["all_layers"])
     # 3 chunks (2 + 2 + 1 runs): shard 0 takes 1 chunk, shard 1 takes 2.
@@ -219,8 +358,8 @@ class ShardFilesTest(tf.test.TestCase):
                         [0.80, 0.81, 0.82, 0.83, 0.84])
 
   def assert_refused(self, paths, *fragments):
-    with self.assertRaises(results.ShardError) as caught:
-      results.read_shards(paths)
+    with self.assertRaises(scale.ShardError) as caught:
+      scale.read_shards(paths)
     for fragment in fragments:
       self.assertIn(fragment, str(caught.exception))
 
@@ -252,21 +391,44 @@ class ShardFilesTest(tf.test.TestCase):
 
   def test_a_chunk_from_other_settings_is_refused(self):
     path = os.path.join(self.dir, "all_layers_runs_00000-00001.json")
-    results.save_chunk(path, self.config, "all_layers", 0, 2, [0.8, 0.9])
-    self.assertEqual(results.load_chunk(path, self.config, "all_layers", 0,
+    scale.save_chunk(path, self.config, "all_layers", 0, 2, [0.8, 0.9])
+    self.assertEqual(scale.load_chunk(path, self.config, "all_layers", 0,
                                         2), [0.8, 0.9])
-    with self.assertRaises(results.ShardError) as caught:
-      results.load_chunk(path, dict(self.config, seed=1), "all_layers", 0, 2)
+    with self.assertRaises(scale.ShardError) as caught:
+      scale.load_chunk(path, dict(self.config, seed=1), "all_layers", 0, 2)
     for fragment in (path, "seed 0 (expected 1)", "--noresume"):
       self.assertIn(fragment, str(caught.exception))
-    with self.assertRaises(results.ShardError) as caught:
-      results.load_chunk(path, self.config, "layerwise", 0, 2)
+    with self.assertRaises(scale.ShardError) as caught:
+      scale.load_chunk(path, self.config, "layerwise", 0, 2)
     self.assertIn("expected layerwise runs", str(caught.exception))
     with open(path, "w") as f:
       f.write("{")
-    with self.assertRaises(results.ShardError) as caught:
-      results.load_chunk(path, self.config, "all_layers", 0, 2)
+    with self.assertRaises(scale.ShardError) as caught:
+      scale.load_chunk(path, self.config, "all_layers", 0, 2)
     self.assertIn("not valid JSON", str(caught.exception))
+    self.assertIn("delete it to train that chunk again",
+                  str(caught.exception))
+
+  def test_a_hand_edited_chunk_is_refused(self):
+    path = os.path.join(self.dir, "all_layers_runs_00000-00001.json")
+    scale.save_chunk(path, self.config, "all_layers", 0, 2, [0.8, 0.9])
+    with open(path) as f:
+      chunk = json.load(f)
+    for key, value in (("accuracies", [0.8, 0.95]),
+                       ("config", dict(self.config, seed=1)),
+                       ("checksum", "0" * 64)):
+      with open(path, "w") as f:
+        json.dump(dict(chunk, **{key: value}), f)
+      with self.assertRaises(scale.ShardError) as caught:
+        scale.load_chunk(path, self.config, "all_layers", 0, 2)
+      for fragment in (path, "checksum mismatch",
+                       "delete it to train that chunk again"):
+        self.assertIn(fragment, str(caught.exception))
+    with open(path, "w") as f:
+      json.dump({k: v for k, v in chunk.items() if k != "checksum"}, f)
+    with self.assertRaises(scale.ShardError) as caught:
+      scale.load_chunk(path, self.config, "all_layers", 0, 2)
+    self.assertIn("missing keys", str(caught.exception))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
-"""One network of the blog's shape in tf.keras: the reference the stacked,
-hand-written networks are checked against.
+"""The blog's network in tf.keras: the reference ``network.py`` and
+``stacked.py`` are checked against (tests) and timed against (benchmark).
 
-``Dense(100, tanh)`` three times, and a ``Dense(10)`` head (logits) on each
-hidden layer; kernel = W (784 or 100, 100), bias = b, as in model.py.
+``Dense(100, tanh)`` three times and a ``Dense(10)`` head (logits) on each
+hidden layer; kernel = W (784 or 100, 100), bias = b, as in network.py.
 """
 import keras
 import tensorflow as tf
 
-from convergence.model import HIDDEN_SIZE
-from convergence.model import INPUT_SIZE
-from convergence.model import NUM_CLASSES
-from convergence.model import NUM_LAYERS
+from convergence.network import HIDDEN_SIZE
+from convergence.network import NUM_LAYERS
+from tfscratch.nn import NUM_CLASSES
+from tfscratch.nn import NUM_PIXELS
 
 KERAS_OPTIMIZERS = {"sgd": keras.optimizers.SGD,
                     "adagrad": keras.optimizers.Adagrad,
@@ -21,11 +21,11 @@ class KerasNetwork:
   """The blog's network as a Keras functional model with three outputs.
 
   Args:
-    weights: one network's weights, as model.run_weights() returns them.
+    weights: one network's weights, keyed like ``network.weight_shapes()``.
   """
 
   def __init__(self, weights):
-    inputs = keras.Input((INPUT_SIZE,))
+    inputs = keras.Input((NUM_PIXELS,))
     self.layers = [keras.layers.Dense(HIDDEN_SIZE, activation="tanh")
                    for _ in range(NUM_LAYERS)]
     self.heads = [keras.layers.Dense(NUM_CLASSES) for _ in range(NUM_LAYERS)]
@@ -43,7 +43,7 @@ class KerasNetwork:
                                                            reduction="sum")
 
   def phase_variables(self, head):
-    """Layers 1..head and head ``head``, in model.phase_variables' order."""
+    """Layers 1..head and head ``head``, in network.phase_variables' order."""
     variables = []
     for layer in self.layers[:head]:
       variables += [layer.kernel, layer.bias]
@@ -51,7 +51,7 @@ class KerasNetwork:
                         self.heads[head - 1].bias]
 
   def weights(self):
-    """The current weights, keyed like model.run_weights()."""
+    """The current weights, keyed like ``network.weight_shapes()``."""
     weights = {}
     for index in range(NUM_LAYERS):
       weights[f"W{index + 1}"], weights[f"b{index + 1}"] = (
