@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
 
 from tfscratch import _startup
+from tfscratch.lab import cli
 from tfscratch.lab.errors import DivergenceError, NonFiniteError, OutputDirError
 from tfscratch.lab.figures import plt
 from tfscratch.lab.files import write_json
@@ -240,6 +241,7 @@ class MonitorTest(tf.test.TestCase):
 
 
 CLI_PROGRAM = textwrap.dedent("""
+    import contextlib, io, json, os, sys
     import tfscratch
     from absl import flags
     from tfscratch.lab import cli
@@ -250,18 +252,35 @@ CLI_PROGRAM = textwrap.dedent("""
       print("ran", flags.FLAGS.learning_rate, flags.FLAGS.seed)
       if flags.FLAGS.weight == 7:
         open("/nonexistent-dir/file", "w")
-    cli.run(main)
+    if os.environ.get("PARSE_EACH"):
+      # One process parses many command lines (a process per case would
+      # cost a TensorFlow import each): what each prints and its exit code.
+      outcomes = []
+      for arg in json.loads(os.environ["PARSE_EACH"]):
+        flags.FLAGS.unparse_flags()
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+          try:
+            cli.parse_flags(["program", arg])
+            code = 0
+          except SystemExit as exit_:
+            code = exit_.code
+        outcomes.append([code, stderr.getvalue()])
+      print(json.dumps(outcomes))
+    else:
+      cli.run(main)
 """)
 
 
 class CliTest(tf.test.TestCase):
 
-  def run_program(self, *args):
+  def run_program(self, *args, env=None):
     return subprocess.run([sys.executable, "-c", CLI_PROGRAM, *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
   def test_bad_values_give_one_line(self):
-    for flag, message in (
+    cases = (
         ("--learning_rate=inf", "--learning_rate must be finite and > 0"),
         ("--learning_rate=nan", "--learning_rate must be finite and > 0"),
         ("--learning_rate=0", "--learning_rate must be finite and > 0"),
@@ -269,12 +288,25 @@ class CliTest(tf.test.TestCase):
         ("--weight=nan", "--weight must be finite and >= 0"),
         ("--seed=4294967296", "seed"),
         ("--seed=-1", "seed"),
-    ):
-      result = self.run_program(flag)
-      self.assertEqual(result.returncode, 1, flag)
-      self.assertIn(message, result.stderr, flag)
-      self.assertLen(result.stderr.strip().splitlines(), 1, result.stderr)
-      self.assertTrue(result.stderr.startswith("error: "), result.stderr)
+        ("--learning_rate=0.5", None),
+    )
+    result = self.run_program(
+        env={"PARSE_EACH": json.dumps([flag for flag, _ in cases])})
+    outcomes = json.loads(result.stdout)
+    for (flag, message), (code, stderr) in zip(cases, outcomes):
+      if message is None:
+        self.assertEqual((code, stderr), (0, ""), flag)
+        continue
+      self.assertEqual(code, 1, flag)
+      self.assertIn(message, stderr, flag)
+      self.assertLen(stderr.strip().splitlines(), 1, stderr)
+      self.assertTrue(stderr.startswith("error: "), stderr)
+    # And through cli.run, as a program's user sees it:
+    result = self.run_program("--learning_rate=inf")
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(result.stderr.strip(),
+                     "error: flag --learning_rate=inf: --learning_rate must "
+                     "be finite and > 0 (--helpfull lists every flag)")
 
   def test_help_exits_zero(self):
     result = self.run_program("--helpfull")
@@ -299,10 +331,6 @@ OUTPUT_PROGRAM = textwrap.dedent("""
     from tfscratch.lab.outputs import RunOutputs
     cli.define_run_flags("runs/x")
     def main(argv):
-      if os.environ.get("FAKE_FULL_DISK"):
-        def full(fd):
-          raise OSError(28, "No space left on device")
-        os.fsync = full
       outputs = RunOutputs(flags.FLAGS.output_dir,
                            overwrite=flags.FLAGS.overwrite)
       outputs.write_json("numbers.json", {"a": 1})
@@ -328,23 +356,42 @@ class OutputDirCliTest(tf.test.TestCase):
     for fragment in fragments:
       self.assertIn(fragment, lines[0])
 
+  def error_of(self, output_dir):
+    """The one line ``cli.run`` would print for a run into ``output_dir``."""
+    try:
+      outputs = RunOutputs(output_dir)
+      outputs.write_json("numbers.json", {"a": 1})
+      outputs.finish({"a": 1})
+    except OutputDirError as error:
+      return str(error)
+    except OSError as error:
+      return cli.describe_os_error(error)
+    return None
+
   def test_failures_name_the_path(self):
     root = tempfile.mkdtemp(dir=self.get_temp_dir())
     a_file = os.path.join(root, "a_file")
     with open(a_file, "w") as f:
       f.write("x")
+    # Through a real program once: one line on stderr, exit code 1.
     self.assert_one_line(self.run_program(os.path.join(a_file, "run")),
                          a_file, "Not a directory")
-    self.assert_one_line(self.run_program("/sys/scratchnets_run"),
-                         "/sys/scratchnets_run")
+    self.assertIn("/sys/scratchnets_run", self.error_of("/sys/scratchnets_run"))
     long_name = os.path.join(root, "r" * 250)  # + ".partial" > 255 bytes
-    self.assert_one_line(self.run_program(long_name), "File name too long")
+    self.assertIn("File name too long", self.error_of(long_name))
     full = os.path.join(root, "full")
-    self.assert_one_line(self.run_program(full, env={"FAKE_FULL_DISK": "1"}),
-                         full + ".partial",
-                         "No space left on device")
-    self.assert_one_line(self.run_program(".", cwd=root), "current directory")
-    self.assert_one_line(self.run_program(""), "--output_dir is empty")
+    with mock.patch("os.fsync",
+                    side_effect=OSError(28, "No space left on device")):
+      error = self.error_of(full)
+    self.assertIn(full + ".partial", error)
+    self.assertIn("No space left on device", error)
+    self.assertIn("--output_dir is empty", self.error_of(""))
+    here = os.getcwd()
+    try:
+      os.chdir(root)
+      self.assertIn("current directory", self.error_of("."))
+    finally:
+      os.chdir(here)
 
   def test_interrupt_during_start_up_is_one_line(self):
     process = subprocess.Popen(
