@@ -15,7 +15,6 @@ chunk after chunk) -> statistics, figure and results.json.
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
 import dataclasses
-import math
 import os
 
 from absl import flags
@@ -46,9 +45,9 @@ flags.DEFINE_list("strategies", list(train.STRATEGIES),
                   "layer 1, 200 on layers 1-2, then the same 1,000).")
 cli.define_optimizer("sgd", "Optimizer of every phase (hand-written, "
                      "tfscratch.optimizers).")
-# Not cli.define_learning_rate: the default depends on --optimizer.
-flags.DEFINE_float(
-    "learning_rate", None, "Base learning rate; the last phase drops to "
+# No default: it depends on --optimizer.
+cli.define_learning_rate(
+    None, help_text="Base learning rate; the last phase drops to "
     f"{train.LR_DROP} x it after step 750. Default per optimizer: " +
     ", ".join(f"{k} {v}" for k, v in train.DEFAULT_LEARNING_RATES.items()) +
     ".")
@@ -100,9 +99,6 @@ flags.register_validator(
     "strategies", lambda v: (bool(v) and len(set(v)) == len(v) and
                              set(v) <= set(train.STRATEGIES)),
     "--strategies must list one or both of all_layers, layerwise, each once")
-flags.register_validator(
-    "learning_rate", lambda v: v is None or (math.isfinite(v) and v > 0),
-    "--learning_rate must be finite and > 0")
 flags.register_validator("step_scale", lambda v: v <= 100,
                          "--step_scale must be at most 100")
 flags.register_validator(

@@ -36,7 +36,9 @@ OPTIMIZER_NAMES = ("sgd", "adagrad", "adam")
 
 
 def define_float(name, default, help_text, minimum=None, exclusive=False):
-  """A float flag that must be finite and, optionally, >= (or >) ``minimum``."""
+  """A float flag that must be finite and, optionally, >= (or >) ``minimum``.
+  A default of None means "not given" (the program picks a value) and is
+  accepted; a value the user gives is checked."""
   flags.DEFINE_float(name, default, help_text)
   if minimum is None:
     rule, test = "finite", math.isfinite
@@ -46,7 +48,8 @@ def define_float(name, default, help_text, minimum=None, exclusive=False):
   else:
     rule = f"finite and >= {minimum:g}"
     test = lambda v: math.isfinite(v) and v >= minimum
-  flags.register_validator(name, test, f"--{name} must be {rule}")
+  flags.register_validator(name, lambda v: v is None or test(v),
+                           f"--{name} must be {rule}")
 
 
 def define_probability(name, default, help_text, closed=False):
