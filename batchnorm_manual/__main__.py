@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from batchnorm_manual import plots, train
 from batchnorm_manual.model import HIDDEN_SIZES
+from tfscratch import loop
 from tfscratch.lab import cli
 from tfscratch.lab.mnist import load_mnist
 from tfscratch.lab.monitor import Guard, Monitor, print_line
@@ -63,11 +64,13 @@ flags.register_validator("momentum", lambda v: v < 1,
 
 
 def parse_learning_rates(text):
-  """"0.01,0.1" -> (0.01, 0.1); raises ValueError unless all are finite and
-  > 0."""
+  """"0.01,0.1" -> (0.01, 0.1); raises ValueError unless all are finite,
+  > 0, and distinct as results.json names them (``f"{rate:g}"``)."""
   rates = tuple(float(item) for item in text.split(",") if item.strip())
   if not all(math.isfinite(rate) and rate > 0 for rate in rates):
     raise ValueError(f"not all finite and positive: {text}")
+  if len({f"{rate:g}" for rate in rates}) != len(rates):
+    raise ValueError(f"two rates are the same to 6 digits: {text}")
   return rates
 
 
@@ -81,13 +84,18 @@ def _valid_learning_rates(text):
 
 flags.register_validator(
     "lr_sweep", _valid_learning_rates,
-    "--lr_sweep must be a comma-separated list of finite, positive learning "
-    "rates, e.g. 0.01,0.1,0.5 (or empty for no sweep)")
+    "--lr_sweep must be a comma-separated list of distinct, finite, positive "
+    "learning rates, e.g. 0.01,0.1,0.5 (or empty for no sweep)")
 
 
 def config_from_flags():
   return cli.config_from_flags(
       train.Config, lr_sweep=parse_learning_rates(FLAGS.lr_sweep))
+
+
+# Each main-run net's TensorBoard loss writer, for results.json's
+# trace_counts (the sweep's monitors write nothing, so trace nothing).
+LOSS_WRITERS = {}
 
 
 def main_run_callbacks(name):
@@ -97,6 +105,7 @@ def main_run_callbacks(name):
                 label=f"{name} net")
   monitor = Monitor(FLAGS.steps, FLAGS.log_every, guard, label=name,
                     tag=f"loss/{name}")
+  LOSS_WRITERS[f"{name}_loss_writer"] = monitor.write_losses
 
   def on_eval(evaluation):
     step = evaluation.step
@@ -236,7 +245,8 @@ def main(argv):
               **{name: curve.percentiles for name, curve in main_run.items()}},
           "lr_sweep": sweep_curves,
       },
-      "trace_counts": train.trace_counts(learners),
+      "trace_counts": {**train.trace_counts(learners),
+                       **loop.trace_counts(**LOSS_WRITERS)},
   })
 
 

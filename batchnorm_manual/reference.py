@@ -61,7 +61,7 @@ def keras_sgd_step(model, learning_rate):
   Returns:
     step(images (batch, 784), labels (batch,) int64) -> the loss before the
     step. Plain Python: wrap it in a ``tf.function`` (or
-    ``train.compile_training_steps``) to run it compiled.
+    ``tfscratch.loop.compile_walk``) to run it compiled.
   """
   optimizer = keras.optimizers.SGD(learning_rate)
   optimizer.build(model.trainable_weights)

@@ -103,28 +103,6 @@ def sgd_step(net, optimizer, images, labels):
   return loss
 
 
-def compile_training_steps(step, images, labels, batch_size):
-  """Compiles ``step`` into K steps per call over batches gathered in graph.
-
-  Args:
-    step: ``step(images (B, 784), labels (B,)) -> loss``, plain Python.
-    images, labels: the whole training set as tensors (held in the graph).
-    batch_size: B, at most the number of images.
-  Returns:
-    ``train_steps(first_step, num_steps) -> losses (num_steps,)``
-    (``tfscratch.loop.compile_steps``); step i trains on batch i.
-  """
-  count = images.shape[0]
-
-  def one_step(i):
-    # int64: i * B passes 2**31 after 39,000 steps of a batch of 55,000.
-    start = tf.cast(i, tf.int64) * batch_size
-    indices = (start + tf.range(batch_size, dtype=tf.int64)) % count
-    return step(tf.gather(images, indices), tf.gather(labels, indices))
-
-  return loop.compile_steps(one_step)
-
-
 class Evaluation(NamedTuple):
   """One net on the 10,000 test images after ``step`` training steps.
 
@@ -210,9 +188,9 @@ def build(config, data):
         net=net,
         optimizer=optimizer,
         initial_values=[v.numpy() for v in net.variables],
-        train_steps=compile_training_steps(
+        train_steps=loop.compile_walk(
             functools.partial(sgd_step, net, optimizer),
-            train_images, train_labels, config.batch_size),
+            (train_images, train_labels), config.batch_size),
         evaluate=compile_evaluate(net, test_images, test_labels,
                                   training=False),
         evaluate_as_one_batch=(

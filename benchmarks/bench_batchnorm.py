@@ -2,7 +2,7 @@
 batches in the same run:
 
   ours      the experiment's loop: K steps per call of the compiled loop,
-            batches gathered in the graph (train.compile_training_steps)
+            batches gathered in the graph (loop.compile_walk)
   keras     its keras.Sequential twin (reference.py) in the same loop
   host-fed  ours, one compiled step per call, each batch cut on the host
             with nn.ordered_batch (how the experiment ran before its loop
@@ -19,16 +19,14 @@ on the machine hits all alike.
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
 import functools
-import statistics
-import time
 
 from absl import flags
-import keras
 import tensorflow as tf
 
 from batchnorm_manual import reference, train
 from batchnorm_manual.model import BatchNormNet, initial_weights
-from tfscratch import nn
+import timing
+from tfscratch import loop, nn
 from tfscratch.lab import cli
 from tfscratch.lab.mnist import load_mnist
 from tfscratch.optimizers import SGD
@@ -41,20 +39,6 @@ flags.DEFINE_integer("steps_per_call", 50, "K, steps per call of the compiled "
                      "loop (the experiment's --eval_every).", lower_bound=1)
 
 CONFIG = train.Config()  # the blog's batch of 60 and learning rate 0.01
-
-
-def in_graph_timer(train_steps):
-  """Times ``steps`` steps of a compiled loop, K per call."""
-
-  def run(first_step, steps):
-    done = 0
-    while done < steps:
-      k = min(FLAGS.steps_per_call, steps - done)
-      losses = train_steps(first_step + done, k)
-      done += k
-    losses.numpy()  # wait for the last call
-
-  return run
 
 
 def host_fed_timer(net, mnist):
@@ -80,31 +64,20 @@ def main(argv):
   mnist = load_mnist(validation_size=5000)
   ours = train.build(CONFIG, mnist)["batchnorm"]
   twin = reference.keras_twin(ours.net)
-  keras_steps = train.compile_training_steps(
+  keras_steps = loop.compile_walk(
       reference.keras_sgd_step(twin, CONFIG.learning_rate),
-      tf.constant(mnist.train.images), tf.constant(mnist.train.labels),
+      (tf.constant(mnist.train.images), tf.constant(mnist.train.labels)),
       CONFIG.batch_size)
   timers = {
-      "ours": in_graph_timer(ours.train_steps),
-      "keras": in_graph_timer(keras_steps),
+      "ours": timing.in_graph_timer(ours.train_steps, FLAGS.steps_per_call),
+      "keras": timing.in_graph_timer(keras_steps, FLAGS.steps_per_call),
       "host-fed": host_fed_timer(
           BatchNormNet(initial_weights(CONFIG.seed)), mnist),
   }
-  for run in timers.values():
-    run(0, 100)  # trace and warm up
-  seconds = {name: [] for name in timers}
-  for repeat in range(FLAGS.repeats):
-    for name, run in timers.items():
-      start = time.perf_counter()
-      run(100 + repeat * FLAGS.steps, FLAGS.steps)
-      seconds[name].append(time.perf_counter() - start)
-  median = {name: statistics.median(values) for name, values in seconds.items()}
-  print(f"batch {CONFIG.batch_size}, {FLAGS.steps} steps x {FLAGS.repeats} "
-        f"repeats, {FLAGS.steps_per_call} steps per call in the graph, "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-  for name in timers:
-    print(f"  {name:>8}: {FLAGS.steps / median[name]:8,.0f} steps/s  "
-          f"(median of {', '.join(f'{s:.3f}' for s in seconds[name])} s)")
+  print(f"batch {CONFIG.batch_size}, {FLAGS.steps_per_call} steps per call "
+        "in the graph")
+  median = timing.alternating_medians(timers, FLAGS.steps, FLAGS.repeats,
+                                      width=8)
   ratio = median["ours"] / median["keras"]
   print(f"ours time / keras time = {ratio:.3f}  (target <= 1.1: "
         f"{'met' if ratio <= 1.1 else 'NOT met'})")

@@ -2,7 +2,7 @@
 batches of 50, in the same run:
 
   ours      the experiment's loop: K steps per call of the compiled loop,
-            batches gathered in the graph (train.compile_walk)
+            batches gathered in the graph (loop.compile_walk)
   keras     its keras.Sequential twin (reference.py) in the same loop
   host-fed  ours, one compiled step per call, each batch cut on the host
             with nn.ordered_batch (how the experiment ran before its loop
@@ -20,8 +20,6 @@ machine hits all alike.
 """
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
-import statistics
-import time
 
 from absl import flags
 import keras
@@ -30,7 +28,8 @@ import tensorflow as tf
 
 from mnist_probes import data, reference, train
 from mnist_probes.model import MLP, AuxiliaryHead
-from tfscratch import nn
+import timing
+from tfscratch import loop, nn
 from tfscratch.lab import cli
 from tfscratch.optimizers import SGD
 
@@ -44,20 +43,6 @@ flags.DEFINE_integer("steps_per_call", 100, "K, steps per call of the "
 cli.define_data_dir_flag()
 
 CONFIG = train.Config()  # the blog's batch of 50 and learning rate 0.01
-
-
-def in_graph_timer(train_steps):
-  """Times ``steps`` steps of a compiled loop, K per call."""
-
-  def run(first_step, steps):
-    done = 0
-    while done < steps:
-      k = min(FLAGS.steps_per_call, steps - done)
-      losses = train_steps(first_step + done, k)
-      done += k
-    losses.numpy()  # wait for the last call
-
-  return run
 
 
 def host_fed_timer(step, arrays):
@@ -98,32 +83,23 @@ def main(argv):
   twin = reference.keras_twin(MLP(seed=0))
   keras_optimizer = keras.optimizers.SGD(CONFIG.learning_rate)
   timers = {
-      "ours": in_graph_timer(train.compile_walk(
-          base_step(), (graph_images, labels), CONFIG.batch_size)),
-      "keras": in_graph_timer(train.compile_walk(
+      "ours": timing.in_graph_timer(loop.compile_walk(
+          base_step(), (graph_images, labels), CONFIG.batch_size),
+          FLAGS.steps_per_call),
+      "keras": timing.in_graph_timer(loop.compile_walk(
           lambda *batch: reference.keras_sgd_step(twin, keras_optimizer,
                                                   *batch),
-          (graph_images, labels), CONFIG.batch_size)),
+          (graph_images, labels), CONFIG.batch_size), FLAGS.steps_per_call),
       "host-fed": host_fed_timer(base_step(), (images, labels)),
-      "aux ours": in_graph_timer(train.compile_walk(
-          aux_step(), (graph_images, labels, targets), CONFIG.batch_size)),
+      "aux ours": timing.in_graph_timer(loop.compile_walk(
+          aux_step(), (graph_images, labels, targets), CONFIG.batch_size),
+          FLAGS.steps_per_call),
       "aux host-fed": host_fed_timer(aux_step(), (images, labels, targets)),
   }
-  for run in timers.values():
-    run(0, 100)  # trace and warm up
-  seconds = {name: [] for name in timers}
-  for repeat in range(FLAGS.repeats):
-    for name, run in timers.items():
-      start = time.perf_counter()
-      run(100 + repeat * FLAGS.steps, FLAGS.steps)
-      seconds[name].append(time.perf_counter() - start)
-  median = {name: statistics.median(values) for name, values in seconds.items()}
-  print(f"batch {CONFIG.batch_size}, {FLAGS.steps} steps x {FLAGS.repeats} "
-        f"repeats, {FLAGS.steps_per_call} steps per call in the graph, "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-  for name in timers:
-    print(f"  {name:>12}: {FLAGS.steps / median[name]:8,.0f} steps/s  "
-          f"(median of {', '.join(f'{s:.3f}' for s in seconds[name])} s)")
+  print(f"batch {CONFIG.batch_size}, {FLAGS.steps_per_call} steps per call "
+        "in the graph")
+  median = timing.alternating_medians(timers, FLAGS.steps, FLAGS.repeats,
+                                      width=12)
   print(f"ours time / keras time = {median['ours'] / median['keras']:.3f}")
   for prefix in ("", "aux "):
     print(f"{prefix}host-fed time / ours time = "

@@ -191,11 +191,11 @@ def train_classifier(classifier, images, labels, test, predict, config,
 
 def classifier_step(classifier, optimizer, images, labels, batch_size):
   """``step(i) -> loss``: one Adagrad step on batch i of ``images``,
-  ``labels`` (``ordered_indices``), summed cross-entropy before the
+  ``labels`` (``loop.ordered_indices``), summed cross-entropy before the
   update."""
 
   def step(i):
-    batch = ordered_indices(images.shape[0], batch_size, i)
+    batch = loop.ordered_indices(i, batch_size, images.shape[0])
     x, y = tf.gather(images, batch), tf.gather(labels, batch)
     with tf.GradientTape() as tape:
       loss = summed_cross_entropy(classifier(x), y)
@@ -299,8 +299,8 @@ def inverse_step(inverse, optimizer, images, batch_size, confidence,
     return tf.stack([total, distance, excess])
 
   def step(i):
-    x = tf.gather(images, ordered_indices(images.shape[0], batch_size,
-                                          first_batch + i))
+    x = tf.gather(images, loop.ordered_indices(first_batch + i, batch_size,
+                                               images.shape[0]))
     probabilities = tf.nn.softmax(classifier(x))
     x = tf.boolean_mask(x, tf.reduce_max(probabilities, axis=1) > confidence)
     kept = tf.shape(x)[0]
@@ -478,15 +478,6 @@ def l1_error_baselines(originals, training_images):
 # ---------------------------------------------------------------------------
 # Running a compiled loop.
 # ---------------------------------------------------------------------------
-
-
-def ordered_indices(count, batch_size, step):
-  """The indices of batch ``step`` when ``count`` examples are walked in
-  order, wrapping at the end: step*B .. step*B + B - 1, modulo ``count``.
-  ``tfscratch.nn.ordered_batch`` as graph ops, for data held in the graph
-  and a step that is a tensor."""
-  start = tf.cast(step, tf.int64) * batch_size % count
-  return (start + tf.range(batch_size, dtype=tf.int64)) % count
 
 
 def chunks(total_steps, *intervals):

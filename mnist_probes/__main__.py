@@ -12,6 +12,7 @@ from absl import flags
 import tensorflow as tf
 
 from mnist_probes import data, plots, train
+from tfscratch import loop
 from tfscratch.lab import cli
 from tfscratch.lab.errors import DataError
 from tfscratch.lab.monitor import Guard, Monitor, print_line
@@ -148,6 +149,10 @@ def sweep_table(records):
   return "\n".join(lines)
 
 
+# Each network's TensorBoard loss writer, for results.json's trace_counts.
+LOSS_WRITERS = {}
+
+
 def make_log(name):
   """Progress lines, TensorBoard and the divergence guard for network
   ``name`` ("base" or "aux"): a blown-up run stops here, one line, before
@@ -156,6 +161,7 @@ def make_log(name):
                     Guard(FLAGS.divergence_factor, FLAGS.divergence_patience,
                           label=f"{name} net"),
                     label=name, tag=f"{name}/loss")
+  LOSS_WRITERS[f"{name}_loss_writer"] = monitor.write_losses
 
   def log(first_step, losses):
     if losses.ndim == 1:
@@ -183,6 +189,10 @@ def main(argv):
     raise DataError(
         f"probes need {largest} training and {config.probe_test_size} test "
         f"images but {source} has {len(train_split)} and {len(test_split)}")
+  if config.batch_size > len(train_split):
+    raise DataError(
+        f"--batch_size={config.batch_size} is more than the "
+        f"{len(train_split)} training images of {source}")
   data_dir = source if os.path.isdir(source) else None
   outputs = RunOutputs(FLAGS.output_dir, overwrite=FLAGS.overwrite,
                        protected=[data_dir])
@@ -244,7 +254,8 @@ def main(argv):
                       "train_sizes": list(config.sweep_sizes),
                       "results": result.sweep},
       "blog": BLOG,
-      "trace_counts": result.trace_counts,
+      "trace_counts": {**result.trace_counts,
+                       **loop.trace_counts(**LOSS_WRITERS)},
   })
 
 

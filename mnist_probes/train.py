@@ -10,7 +10,6 @@ Read in this order:
   Config           every setting of a run (defaults: the blog's)
   sgd_step         one SGD step on the blog's summed cross-entropy
   aux_sgd_step     the same plus the auxiliary L1 loss (the failed idea)
-  compile_walk     K steps per call, batches gathered in the graph
   train            one network: evaluate, K steps, evaluate, ... -> Curve
   fit_probe        one logistic-regression probe (probe.py) -> its accuracy
   run              the whole experiment: train the net (snapshotting its
@@ -168,31 +167,6 @@ def aux_sgd_step(model, head, optimizer, aux_weight, images, labels, targets,
     loss = cross_entropy + aux_weight * aux_loss
   optimizer.apply(tape.gradient(loss, variables))
   return tf.stack([loss, cross_entropy, aux_loss])
-
-
-def compile_walk(step, arrays, batch_size):
-  """Compiles ``step`` into K steps per call over the blog's ordered walk.
-
-  Args:
-    step: ``step(*batch) -> loss`` (plain Python, run inside the graph),
-      ``batch`` holding batch i of each of ``arrays``.
-    arrays: same-length arrays or tensors (images, labels, ...), held in the
-      graph.
-    batch_size: B.
-  Returns:
-    ``train_steps(first_step, num_steps) -> losses`` (``loop.compile_steps``):
-    step i trains on rows i*B .. i*B + B - 1 (mod the length) of each array.
-  """
-  arrays = [tf.convert_to_tensor(array) for array in arrays]
-  count = arrays[0].shape[0]
-
-  def one_step(i):
-    # int64: i * B passes 2**31 after 43 million steps of 50.
-    start = tf.cast(i, tf.int64) * batch_size
-    indices = (start + tf.range(batch_size, dtype=tf.int64)) % count
-    return step(*[tf.gather(array, indices) for array in arrays])
-
-  return loop.compile_steps(one_step)
 
 
 def compile_forward(model):
@@ -417,7 +391,7 @@ def run(config, train_split, test_split, make_log=None, note=None):
   #    images at each sweep step.
   model = MLP(seed=config.seed)
   optimizer = SGD(model.weights, config.learning_rate)
-  base = Network(model, compile_walk(
+  base = Network(model, loop.compile_walk(
       functools.partial(sgd_step, model, optimizer), (images, labels),
       config.batch_size), compile_forward(model))
   snapshots = {}
@@ -472,7 +446,7 @@ def run(config, train_split, test_split, make_log=None, note=None):
   aux_model = MLP(seed=config.seed)
   head = AuxiliaryHead(outputs=config.aux_components, seed=config.seed)
   aux_optimizer = SGD(aux_model.weights + head.weights, config.learning_rate)
-  aux = Network(aux_model, compile_walk(
+  aux = Network(aux_model, loop.compile_walk(
       functools.partial(aux_sgd_step, aux_model, head, aux_optimizer,
                         config.aux_weight),
       (images, labels, targets[:len(labels)]), config.batch_size),

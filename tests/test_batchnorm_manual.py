@@ -22,7 +22,7 @@ from batchnorm_manual import reference, train
 from batchnorm_manual.batchnorm import BatchNorm
 from batchnorm_manual.model import BatchNormNet, PlainNet, initial_weights
 from tests.mnist_fixture import real_mnist
-from tfscratch import nn
+from tfscratch import loop, nn
 from tfscratch.optimizers import SGD
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -325,8 +325,8 @@ class TrainingLoopTest(tf.test.TestCase):
       return tf.cast(tf.reduce_sum(batch_labels * 10**tf.range(
           4, dtype=tf.int64)), tf.float32)
 
-    train_steps = train.compile_training_steps(
-        step, tf.constant(images), tf.constant(labels), batch_size=4)
+    train_steps = loop.compile_walk(
+        step, (tf.constant(images), tf.constant(labels)), batch_size=4)
     for i in range(5):
       self.assertEqual(int(train_steps(i, 1)[0]),
                        sum(label * 10**k for k, label in enumerate(
@@ -499,7 +499,7 @@ class CommandLineTest(tf.test.TestCase):
     self.assertLen(results["curves"]["sigmoid_input_percentiles"]["plain"], 4)
     # Every compiled function traced once, through the main run, the
     # one-example inference and the sweep.
-    self.assertLen(results["trace_counts"], 7)
+    self.assertLen(results["trace_counts"], 9)  # 7 + two loss writers
     self.assertEqual(set(results["trace_counts"].values()), {1},
                      results["trace_counts"])
     for name in ("accuracy.png", "sigmoid_input.png", "lr_sweep.png"):

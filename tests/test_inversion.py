@@ -348,7 +348,7 @@ class CompiledLoopTest(tf.test.TestCase):
 
   def test_ordered_indices_wrap_like_the_numpy_batches(self):
     for step in (0, 1, 5, 12345):
-      self.assertAllEqual(train.ordered_indices(7, 3, tf.constant(step)),
+      self.assertAllEqual(loop.ordered_indices(tf.constant(step), 3, 7),
                           (step * 3 + np.arange(3)) % 7)
 
 

@@ -133,6 +133,31 @@ class RunOutputsTest(tf.test.TestCase):
     RunOutputs(output_dir, overwrite=True).finish({"run": 2})
     self.assertEqual(read_results(output_dir)["run"], 2)
 
+  def test_what_appears_in_the_output_dir_during_a_run_is_kept(self):
+    nest = os.path.join(self.root, "nest")
+    outer = RunOutputs(nest)
+    RunOutputs(os.path.join(nest, "inner")).finish({"run": "inner"})
+    with self.assertRaisesRegex(OutputDirError, "was filled while this run "
+                                "worked, so nothing was replaced"):
+      outer.finish({"run": "outer"})
+    self.assertEqual(read_results(os.path.join(nest, "inner"))["run"], "inner")
+    self.assertTrue(os.path.isfile(outer.path("results.json")))
+    outer.release()
+    # The same with --overwrite: the directory now is not a run of ours.
+    with open(os.path.join(self.root, "notes.txt"), "w") as f:
+      f.write("x")
+    run = os.path.join(self.root, "run")
+    RunOutputs(run).finish({"run": 1})
+    second = RunOutputs(run, overwrite=True)
+    os.remove(os.path.join(run, MARKER))
+    os.remove(os.path.join(run, "results.json"))
+    os.rename(os.path.join(self.root, "notes.txt"),
+              os.path.join(run, "notes.txt"))
+    with self.assertRaisesRegex(OutputDirError, "was filled"):
+      second.finish({"run": 2})
+    self.assertTrue(os.path.isfile(os.path.join(run, "notes.txt")))
+    second.release()
+
   def test_a_symlinked_output_dir_is_written_where_it_points(self):
     target = os.path.join(self.root, "target")
     link = os.path.join(self.root, "link")
@@ -252,6 +277,9 @@ CLI_PROGRAM = textwrap.dedent("""
       print("ran", flags.FLAGS.learning_rate, flags.FLAGS.seed)
       if flags.FLAGS.weight == 7:
         open("/nonexistent-dir/file", "w")
+      if flags.FLAGS.weight == 8:
+        import tensorflow as tf
+        tf.math.floormod(tf.constant(1), tf.constant(0))
     if os.environ.get("PARSE_EACH"):
       # One process parses many command lines (a process per case would
       # cost a TensorFlow import each): what each prints and its exit code.
@@ -321,6 +349,18 @@ class CliTest(tf.test.TestCase):
     self.assertEqual(result.returncode, 1)
     self.assertEqual(result.stderr.strip(),
                      "error: /nonexistent-dir/file: No such file or directory")
+
+  def test_op_errors_and_stray_arguments_are_one_line(self):
+    result = self.run_program("--weight=8")
+    self.assertEqual(result.returncode, 1)
+    self.assertRegex(result.stderr.strip(),
+                     r"^error: TensorFlow: Integer division by zero.*"
+                     r"SCRATCHNETS_TRACEBACK=1 to see the traceback\)$")
+    result = self.run_program("extra")
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(result.stderr.strip(),
+                     "error: unexpected arguments: extra (flags are written "
+                     "--name=value; --helpfull lists them)")
 
 
 OUTPUT_PROGRAM = textwrap.dedent("""
@@ -394,14 +434,24 @@ class OutputDirCliTest(tf.test.TestCase):
       os.chdir(here)
 
   def test_interrupt_during_start_up_is_one_line(self):
-    process = subprocess.Popen(
-        [sys.executable, "-c", "import tfscratch; import time; time.sleep(60)"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.7)  # inside TensorFlow's import, which takes seconds
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    self.assertEqual(process.returncode, 130, stderr)
-    self.assertEqual(stderr.strip(), "interrupted")
+    # During TensorFlow's import, and after it (the program's other imports
+    # and flag definitions, before cli.run).
+    for wait, program in ((0.7, "import tfscratch; import time; "
+                                "time.sleep(60)"),
+                          (None, "import tfscratch; import time; "
+                                 "print('imported', flush=True); "
+                                 "time.sleep(60)")):
+      process = subprocess.Popen([sys.executable, "-c", program],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+      if wait is None:
+        process.stdout.readline()
+      else:
+        time.sleep(wait)  # inside TensorFlow's import, which takes seconds
+      process.send_signal(signal.SIGINT)
+      _, stderr = process.communicate(timeout=60)
+      self.assertEqual(process.returncode, 130, stderr)
+      self.assertEqual(stderr.strip(), "interrupted")
 
 
 class StartupTest(tf.test.TestCase):

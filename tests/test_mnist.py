@@ -175,6 +175,9 @@ class MnistTest(tf.test.TestCase):
       self.assert_load_fails(None, f"$MNIST_DATA_DIR={empty}",
                              "train-images-idx3-ubyte.gz")
 
+  def test_an_empty_data_dir_is_named_as_such(self):
+    self.assert_load_fails("", "--data_dir is empty")
+
   def test_empty_dir_names_every_missing_path(self):
     empty = self.make_dir()
     error = self.assert_load_fails(empty, empty, "4 of the 4 files")

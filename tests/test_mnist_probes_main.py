@@ -185,7 +185,8 @@ class CommandLineTest(tf.test.TestCase):
     self.assertEqual(results["probe_sweep"]["steps"], [0, 100])  # derived
     self.assertEqual(results["trace_counts"], {
         "base_train_steps": 1, "base_forward": 1, "aux_train_steps": 1,
-        "aux_forward": 1, "probe_fit_multinomial": 1, "probe_fit_ovr": 1})
+        "aux_forward": 1, "probe_fit_multinomial": 1, "probe_fit_ovr": 1,
+        "base_loss_writer": 1, "aux_loss_writer": 1})
     for name in FIGURES:
       with open(os.path.join(output_dir, name), "rb") as f:
         self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)

@@ -11,6 +11,7 @@ from mnist_probes import train
 from mnist_probes.model import MLP, AuxiliaryHead, l1_loss
 from mnist_probes.reference import keras_sgd_step, keras_twin
 from tests.mnist_fixture import real_mnist
+from tfscratch import loop
 from tfscratch.nn import accuracy, ordered_batch, summed_cross_entropy
 from tfscratch.optimizers import SGD
 
@@ -20,14 +21,14 @@ BATCH = 8
 def _base_steps(model, images, labels, learning_rate=0.01, batch=BATCH):
   """``train_steps`` of the base net walking ``images``, ``labels``."""
   optimizer = SGD(model.weights, learning_rate)
-  return train.compile_walk(
+  return loop.compile_walk(
       lambda *b: train.sgd_step(model, optimizer, *b), (images, labels),
       batch)
 
 
 def _aux_steps(model, head, aux_weight, images, labels, targets):
   optimizer = SGD(model.weights + head.weights, 0.01)
-  return train.compile_walk(
+  return loop.compile_walk(
       lambda *b: train.aux_sgd_step(model, head, optimizer, aux_weight, *b),
       (images, labels, targets), BATCH)
 
@@ -141,7 +142,7 @@ class TrainingLoopTest(tf.test.TestCase):
       return tf.cast(tf.reduce_sum(labels), tf.float32) + tf.reduce_sum(
           images)
 
-    train_steps = train.compile_walk(step, (self.images, self.labels), 30)
+    train_steps = loop.compile_walk(step, (self.images, self.labels), 30)
     sums = train_steps(0, 5).numpy()
     for i, value in enumerate(sums):
       images, labels = ordered_batch(self.images, self.labels, 30, i)

@@ -18,6 +18,7 @@ Set ``SCRATCHNETS_TF_LOGS=all`` to see every line TensorFlow prints.
 """
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -55,8 +56,18 @@ def import_tensorflow_quietly():
   try:
     _import()
   except KeyboardInterrupt:
-    print("interrupted", file=sys.stderr, flush=True)
-    sys.exit(130)
+    _interrupted()
+  # Until a program reaches tfscratch.lab.cli.run (which restores Python's
+  # KeyboardInterrupt), Ctrl-C ends it the same way: its other imports and
+  # flag definitions have nothing to keep. Not under a test runner, which
+  # handles Ctrl-C itself.
+  if "pytest" not in sys.modules:
+    signal.signal(signal.SIGINT, lambda signum, frame: _interrupted())
+
+
+def _interrupted():
+  print("interrupted", file=sys.stderr, flush=True)
+  sys.exit(130)  # the shell's code for "ended by Ctrl-C"
 
 
 def _import():

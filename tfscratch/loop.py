@@ -54,8 +54,42 @@ def compile_steps(step, loss_dtype=tf.float32):
       losses = losses.write(k, step(first_step + k))
     return losses.stack()
 
-  train_steps.get_concrete_function()
+  if not tf.config.functions_run_eagerly():  # --run_eagerly: nothing traced
+    train_steps.get_concrete_function()
   return train_steps
+
+
+def ordered_indices(step, batch_size, count):
+  """The indices of batch ``step`` when ``count`` examples are walked in
+  order, wrapping at the end: step*B .. step*B + B - 1, modulo ``count``
+  (``tfscratch.nn.ordered_batch`` as graph ops, for data held in the graph
+  and a step that is a tensor). int64, because step * B passes 2**31 in a
+  long run with large batches."""
+  start = tf.cast(step, tf.int64) * batch_size % count
+  return (start + tf.range(batch_size, dtype=tf.int64)) % count
+
+
+def compile_walk(step, arrays, batch_size):
+  """``compile_steps`` over the blogs' ordered walk through a data set.
+
+  Args:
+    step: ``step(*batch) -> loss``, plain Python run inside the graph, where
+      ``batch`` holds batch i of each of ``arrays``.
+    arrays: same-length arrays or tensors (images, labels, ...), held in the
+      graph once, so that no step waits for data from Python.
+    batch_size: B, at most the length of the arrays.
+  Returns:
+    ``train_steps(first_step, num_steps) -> losses``: step i trains on rows
+    i*B .. i*B + B - 1 (modulo the length) of each array.
+  """
+  arrays = [tf.convert_to_tensor(array) for array in arrays]
+  count = arrays[0].shape[0]
+
+  def one_step(i):
+    indices = ordered_indices(i, batch_size, count)
+    return step(*[tf.gather(array, indices) for array in arrays])
+
+  return compile_steps(one_step)
 
 
 def trace_counts(**functions):

@@ -21,6 +21,9 @@ would otherwise surface only after minutes of training.
 """
 import dataclasses
 import math
+import os
+import re
+import signal
 import sys
 
 from absl import app
@@ -33,6 +36,7 @@ FLAGS = flags.FLAGS
 # np.random.seed and TensorFlow's seeds take at most 32 bits.
 MAX_SEED = 2**32 - 1
 OPTIMIZER_NAMES = ("sgd", "adagrad", "adam")
+TRACEBACK_ENV = "SCRATCHNETS_TRACEBACK"
 
 
 def define_float(name, default, help_text, minimum=None, exclusive=False):
@@ -85,8 +89,7 @@ def define_optimizer(default, help_text="Optimizer (written by hand in "
 
 
 def define_log_every(default):
-  flags.DEFINE_integer("log_every", default, "Steps between progress lines "
-                       "(and between reads of the loss from the graph).",
+  flags.DEFINE_integer("log_every", default, "Steps between progress lines.",
                        lower_bound=1)
 
 
@@ -122,8 +125,10 @@ def define_run_flags(default_output_dir):
                        "debugger can step through it (much slower).")
   define_float("divergence_factor", 10.0,
                "Stop the run when the loss stays above this multiple of its "
-               "value at the first step for --divergence_patience progress "
-               "reads in a row.", minimum=1, exclusive=True)
+               "value at the first step for --divergence_patience checks in a "
+               "row (a check each time the program reads the losses back from "
+               "the graph), or is above it at the end.", minimum=1,
+               exclusive=True)
   flags.DEFINE_integer("divergence_patience", 3, "See --divergence_factor.",
                        lower_bound=1)
 
@@ -142,13 +147,19 @@ def run(main):
   """Runs ``main(argv)`` under absl.
 
   A ScratchError (or an OSError, such as a full disk or a read-only output
-  directory) ends the run with one line ``error: ...`` and exit code 1;
-  Ctrl-C with the line ``interrupted`` and exit code 130.
+  directory, or an error of a TensorFlow op) ends the run with one line
+  ``error: ...`` and exit code 1; Ctrl-C with the line ``interrupted`` and
+  exit code 130.
   """
+  # From here on Ctrl-C raises KeyboardInterrupt again (tfscratch's import
+  # made it exit at once, for the imports before this), so that a program
+  # can keep its finished work on the way out.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
   def main_with_clear_errors(argv):
     if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+      fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are written "
+           "--name=value; --helpfull lists them)")
     try:
       if "run_eagerly" in FLAGS and FLAGS.run_eagerly:
         tf.config.run_functions_eagerly(True)
@@ -157,6 +168,15 @@ def run(main):
       fail(str(error))
     except OSError as error:
       fail(describe_os_error(error))
+    except tf.errors.OpError as error:
+      # A TensorFlow op refused its input at run time (the flags passed
+      # their checks, so this is data the checks did not foresee, or a bug).
+      if os.environ.get(TRACEBACK_ENV):
+        raise
+      # Eager errors start with the op's internal name in {{...}}.
+      message = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message)
+      fail(f"TensorFlow: {message.splitlines()[0].strip()} (set "
+           f"{TRACEBACK_ENV}=1 to see the traceback)")
     except KeyboardInterrupt:
       print("interrupted", file=sys.stderr, flush=True)
       sys.exit(130)  # the shell's code for "ended by Ctrl-C"
@@ -168,7 +188,7 @@ def run(main):
     sys.exit(130)
 
 
-HELP_FLAGS = ("--help", "--helpshort", "--helpfull", "--helpxml", "-h", "-?")
+HELP_FLAGS = ("--help", "--helpshort", "--helpfull", "--helpxml", "-?")
 
 
 def parse_flags(argv):

@@ -190,6 +190,10 @@ def load_mnist(data_dir=None, validation_size=5000, validation_first=False):
   """
   if data_dir is not None:
     data_dir = os.fspath(data_dir)
+    if not data_dir.strip():
+      raise MnistNotFoundError(
+          "--data_dir is empty; name the directory with the four MNIST IDX "
+          f"files, or leave it out to use ${DATA_DIR_ENV} or the Keras cache")
     arrays, source = _read_directory(data_dir, f"data_dir {data_dir}")
   elif os.environ.get(DATA_DIR_ENV):
     directory = os.environ[DATA_DIR_ENV]

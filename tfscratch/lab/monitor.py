@@ -67,8 +67,13 @@ class Guard:
           f"{self.label}loss became {losses[bad[0]]} at step "
           f"{first_step + bad[0] + 1}; lower the learning rate or check the "
           "data")
-    if self.first_loss is None and losses.size:
-      self.first_loss = float(losses[0])
+    if not self.first_loss:
+      # The first loss that is not 0 (a step that had nothing to learn from
+      # reports 0) is the yardstick.
+      nonzero = losses[losses != 0]
+      self.first_loss = float(nonzero[0]) if nonzero.size else None
+    if self.first_loss is None:
+      return
     mean = float(np.mean(losses))
     if self.first_loss > 0 and mean > self.factor * self.first_loss:
       self.strikes += 1
@@ -117,6 +122,10 @@ class Monitor:
         with tf.name_scope("/"):  # the tag stays "loss", not "while/loss"
           tf.summary.scalar(self.tag, losses[k], step=first_step + k + 1)
 
+    # Every Monitor traces its own copy once (it captures its run's summary
+    # writer); TensorFlow would count the copies as retraces of one function
+    # and warn. results.json's trace_counts shows each is traced once.
+    write_losses._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
     return write_losses
 
   def record(self, first_step, losses):

@@ -138,6 +138,7 @@ class RunOutputs:
 
   def __init__(self, output_dir, overwrite=False, resume=False, protected=()):
     self.output_dir = check_output_dir(output_dir, protected)
+    self.overwrite = overwrite
     self.staging_dir = self.output_dir + ".partial"
     self._lock = _lock(self.output_dir + ".lock")
     try:
@@ -214,6 +215,19 @@ class RunOutputs:
         "command": " ".join(sys.orig_argv),
     })
     self.write_json("results.json", results)
+    # Checked again now: something may have been put into output_dir while
+    # this run worked (another run into a directory inside it, a user's
+    # files); that is not this run's to replace.
+    if (os.path.isdir(self.output_dir) and os.listdir(self.output_dir) and
+        not (self.overwrite and is_project_run(self.output_dir))):
+      raise OutputDirError(
+          f"{self.output_dir} was filled while this run worked, so nothing "
+          f"was replaced; this run's results are in {self.staging_dir}")
+    if os.path.lexists(self.output_dir) and not os.path.isdir(self.output_dir):
+      raise OutputDirError(
+          f"{self.output_dir} appeared (not a directory) while this run "
+          f"worked, so nothing was replaced; this run's results are in "
+          f"{self.staging_dir}")
     previous = self.output_dir + ".previous"
     if os.path.lexists(previous):
       if not is_project_run(previous):
