@@ -26,8 +26,11 @@ from tfscratch.lab.seeding import set_seed
 
 FLAGS = flags.FLAGS
 DEFAULTS = train.Config()
+# TensorBoard keeps every step's loss, as in the other packages.
+MAX_STEPS = 1_000_000
 
-cli.define_steps(DEFAULTS.steps, help_text="Classifier training steps.")
+cli.define_steps(DEFAULTS.steps, help_text="Classifier training steps (at "
+                 f"most {MAX_STEPS:,}).", maximum=MAX_STEPS)
 cli.define_batch_size(DEFAULTS.batch_size, "Examples per training batch, for "
                       "the classifier and for inverse training.")
 cli.define_learning_rate(DEFAULTS.learning_rate,
@@ -44,7 +47,8 @@ for _stage, _steps_help, _rate_help in (
      "class-conditional images.", "Adam learning rate of gradient inversion "
      "and of the class-conditional images (on the pixels' logits).")):
   cli.define_steps(getattr(DEFAULTS, f"{_stage}_steps"),
-                   name=f"{_stage}_steps", help_text=_steps_help)
+                   name=f"{_stage}_steps", help_text=_steps_help,
+                   maximum=MAX_STEPS)
   cli.define_learning_rate(getattr(DEFAULTS, f"{_stage}_learning_rate"),
                            name=f"{_stage}_learning_rate",
                            help_text=_rate_help)

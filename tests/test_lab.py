@@ -167,6 +167,11 @@ class RunOutputsTest(tf.test.TestCase):
     self.assertEqual(read_results(target)["run"], 2)
     self.assertTrue(os.path.islink(link))
     os.remove(link)  # tf.test's clean-up would follow it
+    loop = os.path.join(self.root, "loop")
+    os.symlink(loop, loop)
+    with self.assertRaisesRegex(OutputDirError, "symbolic link that loops"):
+      RunOutputs(loop)
+    os.remove(loop)
 
   def test_finish_can_record_other_flags_and_seed(self):
     output_dir = os.path.join(self.root, "merged")

@@ -91,6 +91,9 @@ def check_output_dir(output_dir, protected=()):
     raise OutputDirError("--output_dir is empty; name a new directory for the "
                          "run, e.g. --output_dir=runs/mine")
   resolved = os.path.realpath(output_dir)
+  if os.path.islink(resolved):  # realpath stops at a link that loops
+    raise OutputDirError(f"--output_dir={output_dir} is a symbolic link that "
+                         "loops; point it at a directory or remove it")
   cwd = os.path.realpath(os.getcwd())
   home = os.path.realpath(os.path.expanduser("~"))
   for place, what in ((cwd, "the current directory"),
