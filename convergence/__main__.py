@@ -39,10 +39,12 @@ MNIST_TRAIN_IMAGES = 60_000
 flags.DEFINE_integer("num_runs", 500, "Networks trained with each strategy, "
                      "each from its own random initialisation (the blog: "
                      "500).", lower_bound=1, upper_bound=MAX_RUNS)
-flags.DEFINE_list("strategies", list(train.STRATEGIES),
-                  "Training strategies, comma-separated: all_layers (1,000 "
-                  "steps on the whole network), layerwise (200 steps on "
-                  "layer 1, 200 on layers 1-2, then the same 1,000).")
+cli.define_choice_list("strategies", list(train.STRATEGIES),
+                       list(train.STRATEGIES),
+                       "Training strategies, comma-separated: all_layers "
+                       "(1,000 steps on the whole network), layerwise (200 "
+                       "steps on layer 1, 200 on layers 1-2, then the same "
+                       "1,000).")
 cli.define_optimizer("sgd", "Optimizer of every phase (hand-written, "
                      "tfscratch.optimizers).")
 # No default: it depends on --optimizer.
@@ -63,7 +65,7 @@ flags.DEFINE_integer("train_offset", data_lib.BLOG_TRAIN_OFFSET,
 cli.define_float("step_scale", 1.0, "Multiply every phase's number of steps "
                  "(and the step of the rate drop) by this, for quick trials; "
                  "1 is the blog's schedule. At most 100.", minimum=0,
-                 exclusive=True)
+                 exclusive=True, maximum=100)
 flags.DEFINE_integer("chunk_size", scale.DEFAULT_CHUNK_SIZE, "Networks "
                      "trained side by side in one stack. Each finished chunk "
                      "is checkpointed; a resumed or sharded run must keep "
@@ -95,12 +97,6 @@ cli.define_log_every(200)
 cli.define_run_flags(default_output_dir="runs/convergence")
 cli.define_data_dir_flag()
 
-flags.register_validator(
-    "strategies", lambda v: (bool(v) and len(set(v)) == len(v) and
-                             set(v) <= set(train.STRATEGIES)),
-    "--strategies must list one or both of all_layers, layerwise, each once")
-flags.register_validator("step_scale", lambda v: v <= 100,
-                         "--step_scale must be at most 100")
 flags.register_validator(
     "merge", lambda v: v is None or (bool(v) and all(p.strip() for p in v)),
     "--merge needs the shards' output directories, comma-separated (it got "

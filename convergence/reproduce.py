@@ -54,9 +54,10 @@ flags.DEFINE_integer("sweep_runs", 20, "Networks per strategy and rate in "
                      upper_bound=1000)
 cli.define_float("step_scale", 1.0, "Passed to every run (and the sweep): "
                  "less than 1 for a quick trial of this script; at most 100.",
-                 minimum=0, exclusive=True)
-flags.DEFINE_list("optimizers", ["sgd", "adagrad", "adam"],
-                  "Optimizers to run at full scale, comma-separated.")
+                 minimum=0, exclusive=True, maximum=100)
+cli.define_choice_list("optimizers", list(train.DEFAULT_LEARNING_RATES),
+                       list(train.DEFAULT_LEARNING_RATES),
+                       "Optimizers to run at full scale, comma-separated.")
 flags.DEFINE_integer("workers", scale.default_workers(),
                      "Chunks trained at once, in the sweep and in each full "
                      "run.", lower_bound=1, upper_bound=scale.MAX_WORKERS)
@@ -66,12 +67,6 @@ flags.DEFINE_string("figures_dir", None, "If set, copy each run's figure "
 cli.define_run_flags(default_output_dir="runs/reproduce/convergence")
 cli.define_data_dir_flag()
 
-flags.register_validator(
-    "optimizers", lambda v: (bool(v) and len(set(v)) == len(v) and
-                             set(v) <= set(train.DEFAULT_LEARNING_RATES)),
-    "--optimizers must list one or more of sgd, adagrad, adam, each once")
-flags.register_validator("step_scale", lambda v: v <= 100,
-                         "--step_scale must be at most 100")
 
 
 def sweep(data, optimizer):

@@ -262,10 +262,13 @@ class ConvergenceMainTest(tf.test.TestCase):
         "--learning_rate=inf": "--learning_rate must be finite and > 0",
         "--learning_rate=-1": "--learning_rate must be finite and > 0",
         "--step_scale=nan": "--step_scale must be finite and > 0",
-        "--step_scale=101": "--step_scale must be at most 100",
+        "--step_scale=101": "--step_scale must be finite and > 0 and at "
+                            "most 100",
         "--train_offset=59500": "--train_offset + --train_size must be at "
                                 "most 60,000",
-        "--strategies=all_layers,all_layers": "--strategies must list",
+        "--strategies=all_layers,all_layers": "--strategies must list one or "
+                                              "more of all_layers, layerwise, "
+                                              "each once",
         "--chunk_size=100000": "chunk_size",
         "--num_runs=2000000": "num_runs",
         "--seed=4294967296": "seed",

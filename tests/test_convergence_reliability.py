@@ -17,6 +17,7 @@ from tests.test_convergence_main import environment
 from tests.test_convergence_main import flag_errors
 from tests.test_convergence_main import REPO_ROOT
 from tests.test_convergence_main import run
+from tests.cli_checks import assert_one_line_error
 
 REPRODUCE = "convergence.reproduce"
 
@@ -34,14 +35,6 @@ class ReliabilityTest(unittest.TestCase):
     shutil.rmtree(cls.tmp, ignore_errors=True)
     super().tearDownClass()
 
-  def assert_one_line_error(self, result, *fragments):
-    self.assertNotEqual(result.returncode, 0, result.stdout)
-    self.assertNotIn("Traceback", result.stderr)
-    lines = result.stderr.strip().splitlines()
-    self.assertEqual(len(lines), 1, result.stderr)
-    for fragment in fragments:
-      self.assertIn(fragment, result.stderr)
-
   # Case 2: reproduce reuses a finished run only if it is the one requested.
   def test_reproduce_resumes_only_the_requested_run(self):
     output_dir = os.path.join(self.tmp, "reproduce")
@@ -55,9 +48,9 @@ class ReliabilityTest(unittest.TestCase):
     self.assertIn("sgd: kept the finished run", again.stdout)
     other = run(*flags, "--step_scale=0.03", f"--output_dir={output_dir}",
                 module=REPRODUCE)
-    self.assert_one_line_error(other, "other settings",
-                               "step_scale 0.02 (requested 0.03)",
-                               "--overwrite")
+    assert_one_line_error(self, other, "other settings",
+                          "step_scale 0.02 (requested 0.03)",
+                          "--overwrite")
     self.assertNotIn("| sgd", other.stdout)
 
   def test_reproduce_validates_its_flags(self):
@@ -78,8 +71,8 @@ class ReliabilityTest(unittest.TestCase):
       f.write("a file where the run's directory should be\n")
     result = run("--optimizers=sgd", "--num_runs=2", "--step_scale=0.01",
                  f"--output_dir={output_dir}", module=REPRODUCE)
-    self.assert_one_line_error(result, "the sgd run failed (exit code 1)",
-                               "is not a directory")
+    assert_one_line_error(self, result, "the sgd run failed (exit code 1)",
+                          "is not a directory")
 
   def test_make_reproduce_convergence_resumes(self):
     with open(os.path.join(REPO_ROOT, "Makefile")) as f:
@@ -108,8 +101,8 @@ class ReliabilityTest(unittest.TestCase):
     finally:
       first.kill()
       first.wait()
-    self.assert_one_line_error(second, "another run is writing to",
-                               "own --output_dir")
+    assert_one_line_error(self, second, "another run is writing to",
+                          "own --output_dir")
     self.assertTrue(os.path.isdir(output_dir + ".partial"))
 
   # Case 6: a blown-up run stops and publishes nothing.
@@ -119,7 +112,7 @@ class ReliabilityTest(unittest.TestCase):
                  "--chunk_size=2", "--strategies=all_layers",
                  "--step_scale=0.2", f"--output_dir={output_dir}")
     self.assertEqual(result.returncode, 1, result.stderr)
-    self.assert_one_line_error(result, "diverged", "lower the learning rate")
+    assert_one_line_error(self, result, "diverged", "lower the learning rate")
     self.assertFalse(os.path.exists(output_dir))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
 
+from tests.cli_checks import assert_one_line_error
 from tfscratch import _startup
 from tfscratch.lab import cli
 from tfscratch.lab.errors import DivergenceError, NonFiniteError, OutputDirError
@@ -393,14 +394,6 @@ class OutputDirCliTest(tf.test.TestCase):
         capture_output=True, text=True, timeout=120, cwd=cwd,
         env={**os.environ, **(env or {})})
 
-  def assert_one_line(self, result, *fragments):
-    self.assertEqual(result.returncode, 1, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    self.assertLen(lines, 1, result.stderr)
-    self.assertTrue(lines[0].startswith("error: "), lines[0])
-    for fragment in fragments:
-      self.assertIn(fragment, lines[0])
-
   def error_of(self, output_dir):
     """The one line ``cli.run`` would print for a run into ``output_dir``."""
     try:
@@ -419,8 +412,8 @@ class OutputDirCliTest(tf.test.TestCase):
     with open(a_file, "w") as f:
       f.write("x")
     # Through a real program once: one line on stderr, exit code 1.
-    self.assert_one_line(self.run_program(os.path.join(a_file, "run")),
-                         a_file, "Not a directory")
+    assert_one_line_error(self, self.run_program(os.path.join(a_file, "run")),
+                          a_file, "Not a directory")
     self.assertIn("/sys/scratchnets_run", self.error_of("/sys/scratchnets_run"))
     long_name = os.path.join(root, "r" * 250)  # + ".partial" > 255 bytes
     self.assertIn("File name too long", self.error_of(long_name))

@@ -15,6 +15,7 @@ from rnn_scratch import data
 from rnn_scratch import train
 from rnn_scratch.model import EchoRNN, cross_entropy
 from rnn_scratch.reference import KerasEchoRNN, make_keras_optimizer
+from tests.cli_checks import assert_one_line_error
 from tfscratch import optimizers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -258,14 +259,6 @@ def _results(output_dir):
 
 class CommandLineTest(tf.test.TestCase):
 
-  def _assert_one_line_error(self, result, *fragments):
-    self.assertEqual(result.returncode, 1, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    self.assertLen(lines, 1, result.stderr)
-    self.assertTrue(lines[0].startswith("error: "), lines[0])
-    for fragment in fragments:
-      self.assertIn(fragment, lines[0])
-
   def test_short_training_run_learns_the_first_dependency(self):
     """200 windows of the blog's 5-step model end well below the
     no-dependency loss; results.json and the figure are written."""
@@ -360,14 +353,14 @@ class CommandLineTest(tf.test.TestCase):
     output_dir = os.path.join(self.get_temp_dir(), "diverged")
     result = _run_main("--learning_rate=1e6", "--series_length=100000",
                        "--log_every=10", output_dir=output_dir)
-    self._assert_one_line_error(result, "diverged")
+    assert_one_line_error(self, result, "diverged")
     self.assertFalse(os.path.exists(output_dir))
 
   def test_nan_loss_stops_with_window_number(self):
     output_dir = os.path.join(self.get_temp_dir(), "nan")
     result = _run_main("--optimizer=sgd", "--learning_rate=1e38", TINY,
                        output_dir=output_dir)
-    self._assert_one_line_error(result)
+    assert_one_line_error(self, result)
     self.assertRegex(result.stderr, r"error: loss became (nan|inf) at step \d+")
     self.assertFalse(os.path.exists(output_dir))
 

@@ -39,21 +39,34 @@ OPTIMIZER_NAMES = ("sgd", "adagrad", "adam")
 TRACEBACK_ENV = "SCRATCHNETS_TRACEBACK"
 
 
-def define_float(name, default, help_text, minimum=None, exclusive=False):
-  """A float flag that must be finite and, optionally, >= (or >) ``minimum``.
-  A default of None means "not given" (the program picks a value) and is
-  accepted; a value the user gives is checked."""
+def define_float(name, default, help_text, minimum=None, exclusive=False,
+                 maximum=None):
+  """A float flag that must be finite and, optionally, >= (or >) ``minimum``
+  and <= ``maximum``. A default of None means "not given" (the program picks
+  a value) and is accepted; a value the user gives is checked."""
   flags.DEFINE_float(name, default, help_text)
-  if minimum is None:
-    rule, test = "finite", math.isfinite
-  elif exclusive:
-    rule = f"finite and > {minimum:g}"
-    test = lambda v: math.isfinite(v) and v > minimum
-  else:
-    rule = f"finite and >= {minimum:g}"
-    test = lambda v: math.isfinite(v) and v >= minimum
-  flags.register_validator(name, lambda v: v is None or test(v),
-                           f"--{name} must be {rule}")
+  rules, tests = ["finite"], [math.isfinite]
+  if minimum is not None and exclusive:
+    rules.append(f"> {minimum:g}")
+    tests.append(lambda v: v > minimum)
+  elif minimum is not None:
+    rules.append(f">= {minimum:g}")
+    tests.append(lambda v: v >= minimum)
+  if maximum is not None:
+    rules.append(f"at most {maximum:g}")
+    tests.append(lambda v: v <= maximum)
+  flags.register_validator(
+      name, lambda v: v is None or all(test(v) for test in tests),
+      f"--{name} must be {' and '.join(rules)}")
+
+
+def define_choice_list(name, default, choices, help_text):
+  """A comma-separated list flag of distinct values from ``choices``."""
+  flags.DEFINE_list(name, default, help_text)
+  flags.register_validator(
+      name, lambda v: bool(v) and len(set(v)) == len(v) and set(v) <= set(
+          choices),
+      f"--{name} must list one or more of {', '.join(choices)}, each once")
 
 
 def define_probability(name, default, help_text, closed=False):
