@@ -1,19 +1,21 @@
-"""Trains the blog's sigmoid net with and without batch normalization, shows
-why inference needs the moving averages, and measures the steps each net needs
-to reach 90% and 95% test accuracy at several learning rates.
+"""Trains the post's sigmoid net with and without batch normalization, shows
+why inference needs the moving averages, and (with --lr_sweep) measures the
+BN paper's three claims over learning rates and seeds. --post_version picks
+the 2016 original post's setting (default) or the revised post's.
 ``python -m batchnorm_manual --helpfull`` lists the flags.
 
 This file only connects the command line to ``train.py`` and writes what it
 returns: results.json, the figures, TensorBoard logs."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
+import dataclasses
 import math
 import os
 
 from absl import flags
 import tensorflow as tf
 
-from batchnorm_manual import plots, train
+from batchnorm_manual import claims, data, plots, train
 from batchnorm_manual.model import HIDDEN_SIZES
 from tfscratch import loop
 from tfscratch.lab import cli
@@ -27,9 +29,20 @@ from tfscratch.lab.seeding import set_seed
 MAX_STEPS = 1_000_000
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum("post_version", "2016", train.POST_VERSIONS, "Which "
+                  "post's setting: 2016 (the original: 784-100-100-100-10, "
+                  "10,000 steps, momentum 0.99) or revised (the post online "
+                  "today, its inference section: 784-100-100-10, 40,000 "
+                  "steps, moving averages with decay 0.999). --steps and "
+                  "--momentum given explicitly override the preset.")
+flags.DEFINE_enum("split", "blog", ("blog", "first"), "Training images: blog "
+                  "= 5,000-59,999 (TensorFlow 1's mnist.train, the post's); "
+                  "first = 0-54,999.")
+cli.define_batch_order()
 cli.define_steps(10_000, help_text="Training steps (batches) for each "
-                 "network; the blog ran 10,000. Also the budget of every "
-                 f"--lr_sweep run. At most {MAX_STEPS:,}.", maximum=MAX_STEPS)
+                 "network; the 2016 post ran 10,000 (the revised preset "
+                 "40,000). Also the budget of every --lr_sweep run. At most "
+                 f"{MAX_STEPS:,}.", maximum=MAX_STEPS)
 cli.define_batch_size(60, "Examples per training batch (the blog's 60). At "
                       "least 2, at most the 55,000 training images.")
 cli.define_learning_rate(0.01, help_text="SGD learning rate of the main run. "
@@ -44,10 +57,14 @@ cli.define_float("epsilon", 1e-3, "Added to the variance before the square "
                  "epsilon) finite.", minimum=0, exclusive=True)
 cli.define_eval_every(50)
 cli.define_log_every(1000)
-flags.DEFINE_string("lr_sweep", "0.01,0.1,0.5", "Comma-separated learning "
-                    "rates at which both nets are trained (for --steps steps) "
-                    "to count the steps to 90% and 95% test accuracy. Empty: "
-                    "no sweep. The --learning_rate run is reused.")
+flags.DEFINE_string("lr_sweep", "", "Comma-separated learning rates at which "
+                    "both nets are trained (for --steps steps, from "
+                    "--sweep_seeds seeds) to measure the BN paper's claims "
+                    "(reproduce: make reproduce-batchnorm-claims). Empty: no "
+                    "sweep. The --learning_rate run of --seed is reused.")
+flags.DEFINE_integer("sweep_seeds", 1, "The sweep trains from seeds --seed "
+                     ".. --seed + this - 1 (weights and shuffles).",
+                     lower_bound=1, upper_bound=100)
 flags.DEFINE_integer("tracked_unit", 0, "Which sigmoid of the last hidden "
                      "layer the input-distribution figure follows.",
                      lower_bound=0, upper_bound=HIDDEN_SIZES[-1] - 1)
@@ -89,8 +106,15 @@ flags.register_validator(
 
 
 def config_from_flags():
-  return cli.config_from_flags(
-      train.Config, lr_sweep=parse_learning_rates(FLAGS.lr_sweep))
+  """The preset of --post_version, with every flag the user gave (and every
+  flag the preset does not set) on top."""
+  preset = train.PRESETS[FLAGS.post_version]
+  values = {field.name: FLAGS[field.name].value
+            for field in dataclasses.fields(train.Config)
+            if field.name in FLAGS and field.name != "post_version" and (
+                FLAGS[field.name].present or field.name not in preset)}
+  values["lr_sweep"] = parse_learning_rates(FLAGS.lr_sweep)
+  return train.preset(FLAGS.post_version, **values)
 
 
 # Each main-run net's TensorBoard loss writer, for results.json's
@@ -98,12 +122,12 @@ def config_from_flags():
 LOSS_WRITERS = {}
 
 
-def main_run_callbacks(name):
+def main_run_callbacks(name, steps):
   """Progress, the divergence guard and TensorBoard for one net of the main
   run: a blown-up net stops the program before anything is published."""
   guard = Guard(FLAGS.divergence_factor, FLAGS.divergence_patience,
                 label=f"{name} net")
-  monitor = Monitor(FLAGS.steps, FLAGS.log_every, guard, label=name,
+  monitor = Monitor(steps, FLAGS.log_every, guard, label=name,
                     tag=f"loss/{name}")
   LOSS_WRITERS[f"{name}_loss_writer"] = monitor.write_losses
 
@@ -119,14 +143,14 @@ def main_run_callbacks(name):
                          step=step)
     # The whole layer (a million values) only every --log_every steps: a
     # histogram of it takes longer than 50 training steps.
-    if step % FLAGS.log_every == 0 or step == FLAGS.steps:
+    if step % FLAGS.log_every == 0 or step == steps:
       tf.summary.histogram(f"{tag}/all_units/{name}",
                            evaluation.sigmoid_inputs, step=step)
 
   return {"log": monitor.record, "on_eval": on_eval}
 
 
-def sweep_callbacks(summary_writer):
+def sweep_callbacks(summary_writer, steps):
   """Progress lines and the test accuracy in TensorBoard for the runs of the
   sweep (not their losses: the sweep runs without a default summary writer,
   so the Monitor writes none, as it would cost more than the training).
@@ -136,13 +160,15 @@ def sweep_callbacks(summary_writer):
   the step), not a failure.
   """
 
-  def callbacks(key, name):
-    monitor = Monitor(FLAGS.steps, FLAGS.log_every, label=f"lr={key} {name}")
+  def callbacks(key, name, seed):
+    monitor = Monitor(steps, FLAGS.log_every,
+                      label=f"seed {seed} lr={key} {name}")
 
     def on_eval(evaluation):
       with summary_writer.as_default():
-        tf.summary.scalar(f"lr_sweep/lr={key}/test_accuracy/{name}",
-                          evaluation.accuracy, step=evaluation.step)
+        tf.summary.scalar(
+            f"lr_sweep/seed={seed}/lr={key}/test_accuracy/{name}",
+            evaluation.accuracy, step=evaluation.step)
 
     return {"log": monitor.record, "on_eval": on_eval}
 
@@ -158,10 +184,20 @@ def describe_steps_to_accuracy(name, reached, diverged_at):
   return f"{plots.LABELS[name]} reaches {steps}{diverged}"
 
 
-def summarize_sweep(sweep):
-  """results.json's steps_to_accuracy and the sweep's curves."""
+def curve_record(curve, steps):
+  """One sweep run for results.json: a net that diverged has None after its
+  last evaluation."""
+  pad = [None] * (len(steps) - len(curve.accuracy))
+  return {key: getattr(curve, key) + pad
+          for key in ("accuracy", "train_accuracy", "train_loss",
+                      "test_loss")}
+
+
+def summarize_sweep(sweep, seed):
+  """results.json's steps_to_accuracy (of ``seed``) and every run's curves
+  {seed: {rate: {"steps", net: {...}}}}."""
   steps_to_accuracy, curves = {}, {}
-  for key, run in sweep.items():
+  for key, run in sweep.get(seed, {}).items():
     steps_to_accuracy[key] = {
         name: train.steps_to_reach(curve) for name, curve in run.items()}
     steps_to_accuracy[key].update(
@@ -169,24 +205,50 @@ def summarize_sweep(sweep):
         diverged_at={name: curve.diverged_at for name, curve in run.items()},
         best_accuracy={name: max(curve.accuracy)
                        for name, curve in run.items()})
-    print_line(f"lr {key}: " + "; ".join(
+    print_line(f"seed {seed}, lr {key}: " + "; ".join(
         describe_steps_to_accuracy(name, steps_to_accuracy[key][name],
                                    curve.diverged_at)
         for name, curve in run.items()))
-    # One list of steps; a net that diverged has None after its last
-    # evaluation.
-    steps = max((curve.steps for curve in run.values()), key=len)
-    curves[key] = {"steps": steps, **{
-        name: curve.accuracy + [None] * (len(steps) - len(curve.accuracy))
-        for name, curve in run.items()}}
+  for run_seed, runs in sweep.items():
+    curves[str(run_seed)] = {}
+    for key, run in runs.items():
+      steps = max((curve.steps for curve in run.values()), key=len)
+      curves[str(run_seed)][key] = {"steps": steps, **{
+          name: curve_record(curve, steps) for name, curve in run.items()}}
   return steps_to_accuracy, curves
+
+
+def describe_claims(summary):
+  """Progress lines with the claims' headline numbers."""
+  def text(entry):
+    return "-" if entry is None else (
+        f"{entry['mean']:.4g} +- {entry['std']:.2g} (n={entry['n']})")
+  for rate, nets in summary["learning_rates"].items():
+    print_line(f"lr {rate}: final accuracy " + "; ".join(
+        f"{name} {text(entry['final_accuracy'])}, diverged "
+        f"{entry['diverged']}" for name, entry in nets.items()))
+  print_line(f"best rates: {summary['best_rate']}")
+  for name, entry in summary["regularisation"].items():
+    print_line(f"{name} at lr {entry['learning_rate']}: train - test "
+               f"accuracy {text(entry['accuracy_gap'])}, test - train loss "
+               f"{text(entry['loss_gap'])}")
+  for key, entry in summary["speed_up"].items():
+    print_line(f"to {key}: best rates {entry['best_rate']}, plain / BN "
+               f"steps {text(entry.get('ratio'))}")
+
+
+def load_split(data_dir, split):
+  """MNIST with the chosen training images (``load_mnist``'s
+  validation_first=True is TensorFlow 1's split, the post's)."""
+  return load_mnist(data_dir, validation_size=5000,
+                    validation_first=split == "blog")
 
 
 def main(argv):
   del argv
   config = config_from_flags()
   set_seed(config.seed)
-  mnist = load_mnist(FLAGS.data_dir, validation_size=5000)
+  mnist = load_split(FLAGS.data_dir, config.split)
   if config.batch_size > len(mnist.train):
     cli.fail(f"--batch_size={config.batch_size} is more than the "
              f"{len(mnist.train):,} training images; a batch must hold "
@@ -195,15 +257,24 @@ def main(argv):
   data_dir = mnist.source if os.path.isdir(mnist.source) else None
   outputs = RunOutputs(FLAGS.output_dir, overwrite=FLAGS.overwrite,
                        protected=[data_dir])
-  print_line(f"MNIST from {mnist.source}: {len(mnist.train)} training, "
-             f"{len(mnist.test)} test images")
+  print_line(f"{config.post_version} post's setting: hidden layers "
+             f"{config.hidden_sizes}, {config.steps} steps, momentum "
+             f"{config.momentum}; MNIST from {mnist.source}: "
+             f"{len(mnist.train)} training images ({config.split} split, "
+             f"{config.batch_order}), {len(mnist.test)} test images")
   learners = train.build(config, mnist)
   with outputs.summary_writer.as_default():
-    main_run = train.train_both(config, learners, config.learning_rate,
-                                main_run_callbacks, look_inside=True)
-    # Before the sweep restarts the nets: inference one example at a time.
+    main_run = train.train_both(
+        config, learners, config.learning_rate,
+        lambda name: main_run_callbacks(name, config.steps),
+        look_inside=True)
+    # Before the sweep restarts the nets: inference one example at a time,
+    # on the whole test set and on its first 100 images (the revised post's).
     single_example, predicted_classes = train.single_example_accuracy(
         learners["batchnorm"], mnist.test.images, mnist.test.labels)
+    single_example_first_100, _ = train.single_example_accuracy(
+        learners["batchnorm"], mnist.test.images[:100],
+        mnist.test.labels[:100])
     test_accuracy = {name: curve.accuracy[-1]
                      for name, curve in main_run.items()}
     test_set_statistics = main_run["batchnorm"].accuracy_as_one_batch
@@ -214,23 +285,41 @@ def main(argv):
     print_line("one example at a time, with BN: batch statistics "
                f"{single_example['batch_statistics']:.4f} (every image "
                f"classified as {predicted_classes}), moving averages "
-               f"{single_example['population_statistics']:.4f}")
+               f"{single_example['population_statistics']:.4f}; first 100 "
+               f"test images: {single_example_first_100}")
   sweep = train.sweep(config, learners, main_run,
-                      sweep_callbacks(outputs.summary_writer))
-  steps_to_accuracy, sweep_curves = summarize_sweep(sweep)
+                      sweep_callbacks(outputs.summary_writer, config.steps))
+  steps_to_accuracy, sweep_curves = summarize_sweep(sweep, config.seed)
+  claims_summary = claims.summarize(sweep) if sweep and config.lr_sweep \
+      else None
+  if claims_summary is not None:
+    describe_claims(claims_summary)
 
   outputs.save_figure(plots.plot_accuracy(main_run), "accuracy.png")
   outputs.save_figure(plots.plot_sigmoid_input(main_run, config.tracked_unit),
                       "sigmoid_input.png")
-  if sweep:
-    outputs.save_figure(plots.plot_sweep(sweep), "lr_sweep.png")
+  outputs.save_figure(plots.plot_post_sigmoid_means(main_run),
+                      "post_sigmoid_means.png")
+  if claims_summary is not None:
+    outputs.save_figure(plots.plot_sweep(sweep[config.seed]),
+                        "lr_sweep.png")
+    outputs.save_figure(plots.plot_claims(sweep, claims_summary),
+                        "claims.png")
+  final_accuracy = {name: claims.final_mean(curve, curve.accuracy)
+                    for name, curve in main_run.items()}
   outputs.finish({
+      "post_version": config.post_version,
+      "settings": {**dataclasses.asdict(config),
+                   "training_images": len(mnist.train)},
       "test_accuracy": test_accuracy["batchnorm"],
       "test_accuracy_per_net": test_accuracy,
+      "test_accuracy_last_1000_steps_mean": final_accuracy,
       "test_accuracy_test_set_statistics": test_set_statistics[-1],
       "single_example_accuracy": single_example,
+      "single_example_accuracy_first_100": single_example_first_100,
       "single_example_batch_statistics_classes": predicted_classes,
       "steps_to_accuracy": steps_to_accuracy,
+      "claims": claims_summary,
       "final_loss": main_run["batchnorm"].final_loss(),
       "final_loss_per_net": {name: curve.final_loss()
                              for name, curve in main_run.items()},
@@ -239,10 +328,21 @@ def main(argv):
           "test_accuracy": {name: curve.accuracy
                             for name, curve in main_run.items()},
           "test_accuracy_test_set_statistics": test_set_statistics,
+          "train_accuracy": {name: curve.train_accuracy
+                             for name, curve in main_run.items()},
+          "train_loss": {name: curve.train_loss
+                         for name, curve in main_run.items()},
+          "test_loss": {name: curve.test_loss
+                        for name, curve in main_run.items()},
           "sigmoid_input_percentiles": {
               "percentiles": list(train.PERCENTILES),
               "unit": config.tracked_unit,
               **{name: curve.percentiles for name, curve in main_run.items()}},
+          "post_figure_sigmoid_input_means": {
+              "layer": train.POST_FIGURE_LAYER + 1,
+              "units": list(range(train.POST_FIGURE_UNITS)),
+              **{name: curve.post_figure_means
+                 for name, curve in main_run.items()}},
           "lr_sweep": sweep_curves,
       },
       "trace_counts": {**train.trace_counts(learners),

@@ -19,7 +19,8 @@ so ``momentum`` is the weight of the OLD value (0.99: the averages forget
 with a time constant of about 1 / (1 - 0.99) = 100 steps).
 
 Conventions and defaults are those of ``tf.keras.layers.BatchNormalization``
-(momentum 0.99, epsilon 1e-3); tests check both agree to float32 precision.
+(momentum 0.99, epsilon 1e-3); tests check both agree to 1e-10 in float64
+(tests/test_equivalence_batchnorm_manual.py).
 
 Watch out when porting from PyTorch: ``torch.nn.BatchNorm1d(momentum=0.1)``
 means the weight of the NEW value, so PyTorch momentum m is Keras momentum
@@ -48,9 +49,12 @@ class BatchNorm(tf.Module):
     momentum: weight of the old value in the moving averages, in [0, 1).
     epsilon: added to the variance before the square root, > 0; it keeps
       the division finite when a feature is constant over the batch.
+    dtype: of the four variables; tf.float64 for the tests' tight
+      comparisons.
   """
 
-  def __init__(self, num_features, momentum=0.99, epsilon=1e-3, name=None):
+  def __init__(self, num_features, momentum=0.99, epsilon=1e-3,
+               dtype=tf.float32, name=None):
     super().__init__(name=name)
     if not 0.0 <= momentum < 1.0:
       raise ValueError(f"momentum must be in [0, 1), got {momentum}")
@@ -58,11 +62,11 @@ class BatchNorm(tf.Module):
       raise ValueError(f"epsilon must be positive, got {epsilon}")
     self.momentum = momentum
     self.epsilon = epsilon
-    self.gamma = tf.Variable(tf.ones([num_features]), name="gamma")
-    self.beta = tf.Variable(tf.zeros([num_features]), name="beta")
-    self.moving_mean = tf.Variable(tf.zeros([num_features]), trainable=False,
-                                   name="moving_mean")
-    self.moving_variance = tf.Variable(tf.ones([num_features]),
+    self.gamma = tf.Variable(tf.ones([num_features], dtype), name="gamma")
+    self.beta = tf.Variable(tf.zeros([num_features], dtype), name="beta")
+    self.moving_mean = tf.Variable(tf.zeros([num_features], dtype),
+                                   trainable=False, name="moving_mean")
+    self.moving_variance = tf.Variable(tf.ones([num_features], dtype),
                                        trainable=False, name="moving_variance")
 
   def __call__(self, x, training):
@@ -87,17 +91,32 @@ class BatchNorm(tf.Module):
 
   def normalize(self, x, mean, variance):
     """gamma * (x - mean) / sqrt(variance + epsilon) + beta."""
-    # gamma / sqrt(variance + epsilon) is one (n,) vector: computed once, it
-    # scales every row. x - mean is kept as it is rather than rearranged into
-    # x * scale + (beta - mean * scale) as tf.nn.batch_normalization does:
-    # for a batch of one example it is exactly 0, so the output is exactly
-    # beta, as the algebra says.
-    scale = self.gamma * tf.math.rsqrt(variance + self.epsilon)
-    return (x - mean) * scale + self.beta
+    return normalize(x, mean, variance, self.gamma, self.beta, self.epsilon)
 
   def update_moving_statistics(self, mean, variance):
     """Folds one batch's mean and variance (n,) into the moving averages."""
-    self.moving_mean.assign(self.moving_mean * self.momentum +
-                            mean * (1.0 - self.momentum))
-    self.moving_variance.assign(self.moving_variance * self.momentum +
-                                variance * (1.0 - self.momentum))
+    self.moving_mean.assign(
+        moving_average(self.moving_mean, mean, self.momentum))
+    self.moving_variance.assign(
+        moving_average(self.moving_variance, variance, self.momentum))
+
+
+def normalize(x, mean, variance, gamma, beta, epsilon):
+  """y = gamma * (x - mean) / sqrt(variance + epsilon) + beta, per feature.
+
+  Args:
+    x: (batch, n). mean, variance, gamma, beta: (n,). epsilon: > 0.
+  """
+  # gamma / sqrt(variance + epsilon) is one (n,) vector: computed once, it
+  # scales every row. x - mean is kept as it is rather than rearranged into
+  # x * scale + (beta - mean * scale) as tf.nn.batch_normalization does:
+  # for a batch of one example it is exactly 0, so the output is exactly
+  # beta, as the algebra says.
+  scale = gamma * tf.math.rsqrt(variance + epsilon)
+  return (x - mean) * scale + beta
+
+
+def moving_average(moving, batch_statistic, momentum):
+  """moving * momentum + batch_statistic * (1 - momentum): the new value of
+  a moving average (momentum is the weight of the OLD value)."""
+  return moving * momentum + batch_statistic * (1.0 - momentum)

@@ -9,6 +9,11 @@ three hidden layers of 100 sigmoid units, h_0 = x, l = 1, 2, 3:
 
   W_1: (784, 100)   W_2, W_3: (100, 100)   W_4: (100, 10)   b_l: (100,) or (10,)
 
+That is the 2016 original post's net. The revised post (online today) adds
+an inference section with 784-100-100-10, two hidden layers: the same
+classes built from three matrices (``initial_weights(seed,
+REVISED_HIDDEN_SIZES)``); "three" and "h_3 W_4" then read "two" and "h_2 W_3".
+
 The batchnorm net has no b_1..b_3: a bias added before BN would be subtracted
 again with the batch mean, and BN's beta does its job (BN paper, section 3.2).
 
@@ -32,26 +37,34 @@ HIDDEN_SIZES = (100, 100, 100)
 LAYER_SIZES = (nn.NUM_PIXELS, *HIDDEN_SIZES, nn.NUM_CLASSES)
 
 
-def initial_weights(seed):
+# The revised post's inference section trains 784-100-100-10 instead.
+REVISED_HIDDEN_SIZES = (100, 100)
+
+
+def initial_weights(seed, hidden_sizes=HIDDEN_SIZES):
   """W_1..W_4, each drawn from N(0, 1): the draw both nets start from.
 
   Args:
     seed: an int; weight matrix i uses the stateless seed (seed, i), so the
       draw does not depend on what else consumed random numbers.
+    hidden_sizes: the hidden layers' widths; the 2016 original's three of
+      100 by default, ``REVISED_HIDDEN_SIZES`` for the revised post's net
+      (then W_1..W_3, the last (100, 10)). The nets take their depth from
+      the number of matrices.
   Returns:
-    A list of four float32 tensors with the shapes of the module docstring.
+    A list of float32 tensors with the shapes of the module docstring.
   """
+  sizes = (nn.NUM_PIXELS, *hidden_sizes, nn.NUM_CLASSES)
   return [tf.random.stateless_normal((n_in, n_out), seed=(seed, i))
-          for i, (n_in, n_out) in enumerate(zip(LAYER_SIZES[:-1],
-                                                LAYER_SIZES[1:]))]
+          for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))]
 
 
 class Forward(NamedTuple):
   """What one forward pass computed.
 
   logits: (batch, 10).
-  sigmoid_inputs: the three (batch, 100) tensors the hidden sigmoids got:
-    z_l for the plain net, BN_l(z_l) for the batchnorm net.
+  sigmoid_inputs: one (batch, 100) tensor per hidden layer, what its
+    sigmoids got: z_l for the plain net, BN_l(z_l) for the batchnorm net.
   batch_moments: batchnorm net in training mode: one (mean, variance) pair
     per BN layer, for ``update_moving_statistics``. Otherwise ().
   """
@@ -65,14 +78,16 @@ class PlainNet(tf.Module):
 
   Args:
     weights: W_1..W_4 as from ``initial_weights``; the biases start at 0.
+    dtype: of every variable; tf.float64 for the tests' tight comparisons.
   """
 
-  def __init__(self, weights, name=None):
+  def __init__(self, weights, dtype=tf.float32, name=None):
     super().__init__(name=name)
-    self.hidden = [nn.Dense(W, tf.zeros([W.shape[1]]), name=f"hidden{i + 1}")
+    self.hidden = [nn.Dense(W, tf.zeros([W.shape[1]]), dtype=dtype,
+                            name=f"hidden{i + 1}")
                    for i, W in enumerate(weights[:-1])]
     self.readout = nn.Dense(weights[-1], tf.zeros([nn.NUM_CLASSES]),
-                            name="readout")
+                            dtype=dtype, name="readout")
 
   @property
   def weights(self):
@@ -111,16 +126,19 @@ class BatchNormNet(tf.Module):
     weights: W_1..W_4 as from ``initial_weights``; b_4 starts at 0, and each
       BN layer at gamma = 1, beta = 0.
     momentum, epsilon: of every ``BatchNorm`` layer.
+    dtype: of every variable; tf.float64 for the tests' tight comparisons.
   """
 
-  def __init__(self, weights, momentum=0.99, epsilon=1e-3, name=None):
+  def __init__(self, weights, momentum=0.99, epsilon=1e-3, dtype=tf.float32,
+               name=None):
     super().__init__(name=name)
-    self.hidden = [nn.Dense(W, None, name=f"hidden{i + 1}")
+    self.hidden = [nn.Dense(W, None, dtype=dtype, name=f"hidden{i + 1}")
                    for i, W in enumerate(weights[:-1])]
-    self.norms = [BatchNorm(W.shape[1], momentum, epsilon, name=f"bn{i + 1}")
+    self.norms = [BatchNorm(W.shape[1], momentum, epsilon, dtype=dtype,
+                            name=f"bn{i + 1}")
                   for i, W in enumerate(weights[:-1])]
     self.readout = nn.Dense(weights[-1], tf.zeros([nn.NUM_CLASSES]),
-                            name="readout")
+                            dtype=dtype, name="readout")
 
   @property
   def weights(self):

@@ -63,12 +63,15 @@ def initial_weights(key):
 
 
 class Network(tf.Module):
-  """The blog's network, built from a dict of initial ``weights``."""
+  """The blog's network, built from a dict of initial ``weights``.
 
-  def __init__(self, weights, name=None):
+  ``dtype``: of every variable; tf.float64 for the tests' tight comparisons.
+  """
+
+  def __init__(self, weights, dtype=tf.float32, name=None):
     super().__init__(name=name)
     self.W, self.b, self.V, self.c = (
-        [tf.Variable(weights[f"{kind}{layer}"], dtype=tf.float32,
+        [tf.Variable(tf.cast(weights[f"{kind}{layer}"], dtype),
                      name=f"{kind}{layer}")
          for layer in range(1, NUM_LAYERS + 1)]
         for kind in ("W", "b", "V", "c"))

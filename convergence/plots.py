@@ -5,9 +5,14 @@ from convergence import stats
 from tfscratch.lab.figures import plt
 
 LABELS = {"all_layers": "Train all layers",
-          "layerwise": "Train layer-by-layer"}
+          "layerwise": "Train layer-by-layer",
+          "all_layers_equal": "All layers, 1,400 steps",
+          "switch_layer3": "All layers, layer 3 redrawn, retrained",
+          "switch_layers23": "All layers, layers 2-3 redrawn, retrained"}
 ACCURACY_STEP = 0.01  # percent: one of the 10,000 test images
-COLORS = {"all_layers": "tab:blue", "layerwise": "tab:green"}
+COLORS = {"all_layers": "tab:blue", "layerwise": "tab:green",
+          "all_layers_equal": "tab:orange", "switch_layer3": "tab:red",
+          "switch_layers23": "tab:purple"}
 
 
 def plot_distributions(accuracies, title):

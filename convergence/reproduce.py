@@ -13,6 +13,11 @@
    ``<output_dir>/<optimizer>``.
 3. ``<output_dir>/summary.md``: the table of means, stds and p-values.
 
+``--studies`` picks what to run: ``blog`` (the default) is the above;
+``lr_map``, ``best``, ``paired`` and ``persistence`` are issue 12's studies
+(``convergence/studies.py``; ``make reproduce-convergence-studies``), which
+write ``<output_dir>/studies.md``, ``studies.json`` and their figures.
+
 Run again, it keeps what is done and matches the request: the sweep of an
 optimizer whose grid and settings are unchanged, and a finished full run
 whose recorded settings are those requested (one with other settings is
@@ -26,12 +31,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from absl import flags
 import numpy as np
 
 from convergence import data as data_lib
 from convergence import scale
+from convergence import studies as studies_lib
 from convergence import train
 from tfscratch.lab import cli
 from tfscratch.lab.errors import ScratchError
@@ -64,6 +71,37 @@ flags.DEFINE_integer("workers", scale.default_workers(),
 flags.DEFINE_string("figures_dir", None, "If set, copy each run's figure "
                     "here as accuracy_distributions_<optimizer>.png (the "
                     "README's are in convergence/figures).")
+cli.define_choice_list(
+    "studies", ["blog"], list(studies_lib.STUDIES),
+    "What to run, comma-separated: blog (the sweep and the three blog-scale "
+    "runs of the README's first tables); issue 12's studies: lr_map "
+    "(learning rate x strategy, --map_runs networks per cell, validation "
+    "images), best (500 + 500 at each optimiser's best rate of lr_map), "
+    "paired (SGD, the same --paired_runs starts for all layers, layer-wise, "
+    "all layers for 1,400 steps and the two strategy switches), persistence "
+    "(the SGD comparison at --persistence_scales times the training "
+    "length). Each study writes under <output_dir>/<study>; the studies' "
+    "tables go to <output_dir>/studies.md and studies.json.")
+flags.DEFINE_integer("map_runs", 50, "Networks per strategy and learning "
+                     "rate in the lr_map study.", lower_bound=2,
+                     upper_bound=SWEEP_FIRST_RUN)
+flags.DEFINE_integer("paired_runs", 500, "Initialisations in the paired "
+                     "study (each trained with every strategy).",
+                     lower_bound=2, upper_bound=SWEEP_FIRST_RUN)
+flags.DEFINE_integer("persistence_runs", 500, "Networks per strategy in "
+                     "each run of the persistence study.", lower_bound=2,
+                     upper_bound=SWEEP_FIRST_RUN)
+flags.DEFINE_list("persistence_scales", ["2", "4"], "Training lengths of "
+                  "the persistence study, as multiples of the blog's "
+                  "(passed as --step_scale; 1 is the best study's SGD run).")
+flags.DEFINE_integer("num_permutations", None, "Relabellings for each run's "
+                     "permutation p-values (default: python -m "
+                     "convergence's).", lower_bound=100,
+                     upper_bound=10_000_000)
+flags.register_validator(
+    "persistence_scales",
+    lambda v: bool(v) and all(studies_lib.is_scale(x) for x in v),
+    "--persistence_scales must list numbers in (0, 100], comma-separated")
 cli.define_run_flags(default_output_dir="runs/reproduce/convergence")
 cli.define_data_dir_flag()
 
@@ -108,30 +146,38 @@ def sweep(data, optimizer):
   return rows, best
 
 
-def requested_config(optimizer, learning_rate):
+def requested_config(optimizer, learning_rate, num_runs=None,
+                     step_scale=None, paired=False, first_run=0):
   """The settings a full run must have recorded to be this one."""
   return {"optimizer": optimizer, "learning_rate": learning_rate,
-          "num_runs": FLAGS.num_runs, "seed": FLAGS.seed,
-          "step_scale": FLAGS.step_scale,
+          "num_runs": FLAGS.num_runs if num_runs is None else num_runs,
+          "seed": FLAGS.seed,
+          "step_scale": FLAGS.step_scale if step_scale is None else step_scale,
           "batch_size": data_lib.BATCH_SIZE,
           "train_size": data_lib.BLOG_TRAIN_SIZE,
           "train_offset": data_lib.BLOG_TRAIN_OFFSET,
-          "chunk_size": scale.DEFAULT_CHUNK_SIZE}
+          "chunk_size": scale.DEFAULT_CHUNK_SIZE,
+          "paired": paired, "first_run": first_run}
 
 
-def finished_run_matches(output_dir, requested):
-  """True if ``output_dir`` holds a finished run of ``requested``; False if
-  it holds none; ScratchError if it holds one with other settings."""
+def finished_run_matches(output_dir, requested, strategies=None):
+  """True if ``output_dir`` holds a finished run of ``requested`` (and of
+  ``strategies``, if given); False if it holds none; ScratchError if it
+  holds one with other settings."""
   path = os.path.join(output_dir, "results.json")
   if not os.path.exists(path):
     return False
   try:
     with open(path, encoding="utf-8") as f:
-      recorded = json.load(f).get("config")
+      result = json.load(f)
+    recorded = result.get("config")
   except (OSError, ValueError, AttributeError) as error:
     raise ScratchError(f"{path}: unreadable ({error}); pass --overwrite to "
                        "redo the run") from error
   recorded = recorded if isinstance(recorded, dict) else {}
+  if strategies is not None:
+    recorded = dict(recorded, strategies=result.get("strategies"))
+    requested = dict(requested, strategies=list(strategies))
   differences = [f"{key} {recorded.get(key, 'missing')!r} (requested "
                  f"{value!r})" for key, value in requested.items()
                  if recorded.get(key) != value]
@@ -143,19 +189,39 @@ def finished_run_matches(output_dir, requested):
   return True
 
 
-def full_run(optimizer, learning_rate):
-  """``python -m convergence`` at blog scale in its own process; a finished
-  run of the same settings is kept, an interrupted one resumes."""
-  output_dir = os.path.join(FLAGS.output_dir, optimizer)
-  if not FLAGS.overwrite and finished_run_matches(
-      output_dir, requested_config(optimizer, learning_rate)):
+def full_run(optimizer, learning_rate, output_dir=None, strategies=None,
+             extra_flags=(), **settings):
+  """``python -m convergence`` in its own process (by default at blog
+  scale, into <output_dir>/<optimizer>); a finished run of the same
+  settings is kept, an interrupted one resumes.
+
+  Args:
+    strategies: None for the default two, else a list.
+    extra_flags: more flags for python -m convergence, none of which may
+      change a number (so a finished run is kept whatever they were).
+    settings: num_runs, step_scale, paired, first_run (requested_config).
+  """
+  if output_dir is None:
+    output_dir = os.path.join(FLAGS.output_dir, optimizer)
+  requested = requested_config(optimizer, learning_rate, **settings)
+  if not FLAGS.overwrite and finished_run_matches(output_dir, requested,
+                                                  strategies):
     print(f"{optimizer}: kept the finished run in {output_dir}", flush=True)
     return output_dir
   command = [sys.executable, "-m", "convergence", f"--optimizer={optimizer}",
              f"--learning_rate={learning_rate}",
-             f"--num_runs={FLAGS.num_runs}", f"--seed={FLAGS.seed}",
-             f"--step_scale={FLAGS.step_scale}",
+             f"--num_runs={requested['num_runs']}", f"--seed={FLAGS.seed}",
+             f"--step_scale={requested['step_scale']}",
              f"--workers={FLAGS.workers}", f"--output_dir={output_dir}"]
+  if requested["paired"]:
+    command.append("--paired")
+  if requested["first_run"]:
+    command.append(f"--first_run={requested['first_run']}")
+  if strategies is not None:
+    command.append(f"--strategies={','.join(strategies)}")
+  if FLAGS.num_permutations is not None:
+    command.append(f"--num_permutations={FLAGS.num_permutations}")
+  command += list(extra_flags)
   if FLAGS.data_dir:
     command.append(f"--data_dir={FLAGS.data_dir}")
   if FLAGS.overwrite:  # redo it all, an interrupted run's chunks too
@@ -163,10 +229,12 @@ def full_run(optimizer, learning_rate):
   print(" ".join(command), flush=True)
   # The child's progress goes straight to stdout; its stderr is kept to
   # report a failure in one line.
+  start = time.time()
   child = subprocess.run(command, stderr=subprocess.PIPE, text=True,
                          check=False)
   if child.returncode == 0:
     sys.stderr.write(child.stderr)
+    print(f"{output_dir}: {time.time() - start:.0f} s", flush=True)
     return output_dir
   lines = child.stderr.strip().splitlines() or ["(no message)"]
   reason = lines[-1].removeprefix("error: ")
@@ -202,6 +270,15 @@ def main(argv):
   set_seed(FLAGS.seed)
   check_output_dir(FLAGS.output_dir)
   os.makedirs(FLAGS.output_dir, exist_ok=True)
+  if "blog" in FLAGS.studies:
+    blog()
+  issue12 = [study for study in FLAGS.studies if study != "blog"]
+  if issue12:
+    studies_lib.run_studies(issue12, full_run, FLAGS)
+
+
+def blog():
+  """The sweep, the three blog-scale runs and summary.md."""
   learning_rates = {"sgd": train.DEFAULT_LEARNING_RATES["sgd"]}
   sweep_path = os.path.join(FLAGS.output_dir, "sweep.json")
   sweeps = {}

@@ -52,6 +52,9 @@ from tfscratch.lab.monitor import Monitor
 from tfscratch.lab.monitor import print_line
 
 CHECKPOINT_DIR = "checkpoints"
+# train.train_runs' result names -> results.json's (per strategy).
+METRIC_NAMES = {"test": "accuracies", "validation": "validation_accuracies",
+                "train": "train_accuracies", "train_loss": "train_losses"}
 RESULTS_FILE = "results.json"
 # Networks per stack: stacks of 25 beat stacks of 50 by about 10% on two
 # cores (two stacks of 50 fight over the cache). Float rounding depends on
@@ -146,27 +149,56 @@ def train_in_workers(train_chunk, tasks, workers):
 # Chunks ----------------------------------------------------------------------
 
 
-def chunk_ranges(num_runs, chunk_size):
-  """Runs 0..num_runs-1 cut into consecutive [first, end) chunks."""
-  return [(first, min(num_runs, first + chunk_size))
-          for first in range(0, num_runs, chunk_size)]
+def chunk_ranges(num_runs, chunk_size, first_run=0):
+  """Runs first_run..first_run+num_runs-1 cut into consecutive [first, end)
+  chunks."""
+  stop = first_run + num_runs
+  return [(first, min(stop, first + chunk_size))
+          for first in range(first_run, stop, chunk_size)]
 
 
-def shard_chunks(num_runs, chunk_size, num_shards, shard_index):
+def shard_chunks(num_runs, chunk_size, num_shards, shard_index, first_run=0):
   """The chunks shard ``shard_index`` of ``num_shards`` trains.
 
   Shards take whole chunks, so every network is trained in the same chunk,
   beside the same other networks, however the work is split.
   """
-  chunks = chunk_ranges(num_runs, chunk_size)
+  chunks = chunk_ranges(num_runs, chunk_size, first_run)
   return chunks[len(chunks) * shard_index // num_shards:
                 len(chunks) * (shard_index + 1) // num_shards]
 
 
-def shard_range(num_runs, chunk_size, num_shards, shard_index):
+def shard_range(num_runs, chunk_size, num_shards, shard_index, first_run=0):
   """The runs [start, stop) of a shard (see shard_chunks)."""
-  chunks = shard_chunks(num_runs, chunk_size, num_shards, shard_index)
+  chunks = shard_chunks(num_runs, chunk_size, num_shards, shard_index,
+                        first_run)
   return chunks[0][0], chunks[-1][1]
+
+
+# Job arrays: the variable each scheduler sets to a task's index.
+SHARD_INDEX_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+
+
+def shard_index_from_environment(environ=None):
+  """The shard index a job-array scheduler gives this process, or None.
+
+  SLURM (``sbatch --array=0-K``) sets SLURM_ARRAY_TASK_ID; a Kubernetes
+  Indexed Job sets JOB_COMPLETION_INDEX. Returns (index, variable name) of
+  the first one set, None if neither is.
+
+  Raises:
+    ValueError: the variable is set but is not an integer >= 0.
+  """
+  environ = os.environ if environ is None else environ
+  for name in SHARD_INDEX_VARIABLES:
+    value = environ.get(name)
+    if value is None:
+      continue
+    if not value.strip().isdigit():
+      raise ValueError(f"${name}={value!r} is not a shard index (an integer "
+                       ">= 0); pass --shard_index explicitly")
+    return int(value), name
+  return None
 
 
 def train_chunks(config, data, strategies, chunks, outputs, settings,
@@ -183,10 +215,15 @@ def train_chunks(config, data, strategies, chunks, outputs, settings,
     log_every: steps between a chunk's progress lines.
     divergence: (factor, patience) of each chunk's monitor.Guard.
   Returns:
-    (dict strategy -> the accuracies of all its chunks' runs in run order,
+    (dict strategy -> dict metric -> its values for all the chunks' runs in
+     run order: "accuracies" (test), "train_accuracies", "train_losses"
+     (head 3's mean cross-entropy on the training images) and, when there
+     are validation images, "validation_accuracies";
      dict compiled function -> tracing count, the largest over the workers'
      copies; 1 each).
   """
+  splits = ("test", "train") + (("validation",) if len(data.validation)
+                                else ())
   accuracies = {strategy: [None] * len(chunks) for strategy in strategies}
   tasks = []
   for strategy in strategies:
@@ -226,14 +263,16 @@ def train_chunks(config, data, strategies, chunks, outputs, settings,
       if stop.is_set():
         raise Cancelled(label)
 
-    chunk_accuracies = train.train_runs(
-        config, data, strategy, range(first, end), log=log,
-        stack=stacks[strategy, end - first])["test"]
-    save_chunk(path, settings, strategy, first, end, chunk_accuracies)
-    print_line(f"{label}: test accuracy {100 * chunk_accuracies.mean():.2f}% "
-               f"± {100 * chunk_accuracies.std():.2f} "
+    results = train.train_runs(
+        config, data, strategy, range(first, end), splits=splits, log=log,
+        stack=stacks[strategy, end - first], losses=("train",))
+    chunk = {METRIC_NAMES[name]: results[name].tolist() for name in results}
+    save_chunk(path, settings, strategy, first, end, chunk)
+    print_line(f"{label}: test accuracy {100 * results['test'].mean():.2f}% "
+               f"± {100 * results['test'].std():.2f}, training loss "
+               f"{results['train_loss'].mean():.4f} "
                f"({time.time() - start:.1f} s, checkpointed)")
-    return chunk_accuracies.tolist()
+    return chunk
 
   try:
     trained = train_in_workers(train_chunk, tasks, workers)
@@ -251,7 +290,9 @@ def train_chunks(config, data, strategies, chunks, outputs, settings,
     prefix = f"{stack.strategy}_x{stack.networks.num_networks}/"
     for name, count in train.trace_counts(stack).items():
       counts[prefix + name] = max(count, counts.get(prefix + name, 0))
-  return ({strategy: [a for chunk in accuracies[strategy] for a in chunk]
+  return ({strategy: {name: [a for chunk in accuracies[strategy]
+                             for a in chunk[name]]
+                      for name in accuracies[strategy][0]}
            for strategy in strategies}, counts)
 
 
@@ -270,10 +311,13 @@ def _checksum(content):
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def save_chunk(path, settings, strategy, first, end, accuracies):
-  """Writes one finished chunk's accuracies, with their checksum, atomically."""
-  content = {"config": settings, "strategy": strategy, "runs": [first, end],
-             "accuracies": [float(a) for a in accuracies]}
+def save_chunk(path, settings, strategy, first, end, metrics):
+  """Writes one finished chunk's metrics (dict: "accuracies", the test
+  accuracies, and the other lists of METRIC_NAMES), with their checksum,
+  atomically."""
+  content = {"config": settings, "strategy": strategy, "runs": [first, end]}
+  content.update({name: [float(a) for a in values]
+                  for name, values in metrics.items()})
   write_json(path, dict(content, checksum=_checksum(content)))
 
 
@@ -299,6 +343,15 @@ def _check_accuracies(path, accuracies, count, where, advice=""):
                      f"in [0, 1]; the file is corrupt{advice}")
 
 
+def _check_losses(path, losses, count, where, advice=""):
+  """``losses`` must be ``count`` finite numbers >= 0."""
+  if (not isinstance(losses, list) or len(losses) != count or
+      not all(isinstance(a, (int, float)) and not isinstance(a, bool) and
+              math.isfinite(a) and a >= 0.0 for a in losses)):
+    raise ShardError(f"{path}: {where} must be a list of {count} finite "
+                     f"losses >= 0; the file is corrupt{advice}")
+
+
 def _config_difference(config, expected):
   keys = sorted(set(config) | set(expected))
   return ", ".join(f"{key} {config.get(key)!r} (expected {expected.get(key)!r})"
@@ -306,7 +359,8 @@ def _config_difference(config, expected):
 
 
 def load_chunk(path, settings, strategy, first, end):
-  """The accuracies of a chunk checkpoint, checked against this run.
+  """The metrics of a chunk checkpoint (dict as ``save_chunk`` got it),
+  checked against this run.
 
   Raises:
     ShardError: naming ``path`` and what to do, if it is corrupt, was
@@ -320,7 +374,7 @@ def load_chunk(path, settings, strategy, first, end):
   if not isinstance(chunk, dict) or not keys <= set(chunk):
     raise ShardError(f"{path}: corrupt chunk checkpoint (missing keys)"
                      f"{advice}")
-  content = {key: chunk[key] for key in keys - {"checksum"}}
+  content = {key: chunk[key] for key in chunk if key != "checksum"}
   try:
     intact = _checksum(content) == chunk["checksum"]
   except (TypeError, ValueError):  # not JSON numbers
@@ -336,9 +390,14 @@ def load_chunk(path, settings, strategy, first, end):
   if chunk["strategy"] != strategy or chunk["runs"] != [first, end]:
     raise ShardError(f"{path}: holds {chunk['strategy']} runs {chunk['runs']}, "
                      f"expected {strategy} runs {[first, end]}{advice}")
-  _check_accuracies(path, chunk["accuracies"], end - first, "accuracies",
-                    advice)
-  return chunk["accuracies"]
+  metrics = {name: chunk[name] for name in METRIC_NAMES.values()
+             if name in chunk}
+  for name, values in metrics.items():
+    if name == "train_losses":
+      _check_losses(path, values, end - first, name, advice)
+    else:
+      _check_accuracies(path, values, end - first, name, advice)
+  return metrics
 
 
 # Shards ----------------------------------------------------------------------

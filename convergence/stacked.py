@@ -103,11 +103,13 @@ class StackedNetworks(tf.Module):
       e.g. from ``initial_weights``; "W1" holds all 784 input rows.
     lit: indices of the input pixels the training images light (see
       ``lit_pixels``); only their rows of W1 are trained. None: all 784.
+    dtype: of every variable; tf.float64 for the tests' tight comparisons.
   """
 
-  def __init__(self, weights, lit=None, name=None):
+  def __init__(self, weights, lit=None, dtype=tf.float32, name=None):
     super().__init__(name=name)
-    full_w1 = np.asarray(weights["W1"], np.float32)
+    self.dtype = dtype
+    full_w1 = np.asarray(weights["W1"], dtype.as_numpy_dtype)
     if lit is None:
       lit = np.arange(NUM_PIXELS)
     self.lit = np.asarray(lit, np.int64)
@@ -120,10 +122,10 @@ class StackedNetworks(tf.Module):
     self.W1_blank = tf.Variable(full_w1[self.blank], trainable=False,
                                 name="W1_blank")
     self.W = [self.W1] + [
-        tf.Variable(weights[f"W{layer}"], dtype=tf.float32, name=f"W{layer}")
+        tf.Variable(weights[f"W{layer}"], dtype=dtype, name=f"W{layer}")
         for layer in range(2, NUM_LAYERS + 1)]
     self.b, self.V, self.c = (
-        [tf.Variable(weights[f"{kind}{layer}"], dtype=tf.float32,
+        [tf.Variable(weights[f"{kind}{layer}"], dtype=dtype,
                      name=f"{kind}{layer}")
          for layer in range(1, NUM_LAYERS + 1)]
         for kind in ("b", "V", "c"))
@@ -132,12 +134,24 @@ class StackedNetworks(tf.Module):
     """Sets every variable from stacked ``weights`` (the same N): a new set
     of networks in the same variables, so the compiled steps built for
     this stack are reused without tracing anything anew."""
-    full_w1 = np.asarray(weights["W1"], np.float32)
+    full_w1 = np.asarray(weights["W1"], self.dtype.as_numpy_dtype)
     self.W1.assign(full_w1[self.lit])
     self.W1_blank.assign(full_w1[self.blank])
     for layer in range(1, NUM_LAYERS + 1):
       if layer > 1:
         self.W[layer - 1].assign(weights[f"W{layer}"])
+      self.b[layer - 1].assign(weights[f"b{layer}"])
+      self.V[layer - 1].assign(weights[f"V{layer}"])
+      self.c[layer - 1].assign(weights[f"c{layer}"])
+
+  def assign_layers(self, weights, first_layer):
+    """Sets layers ``first_layer``..3 and heads ``first_layer``..3 from
+    stacked ``weights``, keeping the layers below: the "strategy switch" of
+    issue 12 (``train.CONTROL_STRATEGIES``). Layer 1 is never redrawn."""
+    if not 2 <= first_layer <= NUM_LAYERS:
+      raise ValueError(f"can redraw layers 2..{NUM_LAYERS}, not {first_layer}")
+    for layer in range(first_layer, NUM_LAYERS + 1):
+      self.W[layer - 1].assign(weights[f"W{layer}"])
       self.b[layer - 1].assign(weights[f"b{layer}"])
       self.V[layer - 1].assign(weights[f"V{layer}"])
       self.c[layer - 1].assign(weights[f"c{layer}"])
@@ -152,16 +166,7 @@ class StackedNetworks(tf.Module):
 
   def _logits(self, x, w1, head):
     """Head ``head``'s logits (N, B, 10) for inputs x (B, rows of w1)."""
-    batch = tf.shape(x)[0]
-    z1 = (x @ tf.reshape(w1, [-1, self.num_networks * HIDDEN_SIZE])
-          + tf.reshape(self.b[0], [-1]))
-    # (B, N*100) -> (N, B, 100): the run axis first for the batched products.
-    h = tf.transpose(
-        tf.reshape(tf.tanh(z1), [batch, self.num_networks, HIDDEN_SIZE]),
-        [1, 0, 2])
-    for layer in range(1, head):
-      h = tf.tanh(h @ self.W[layer] + self.b[layer][:, None, :])
-    return h @ self.V[head - 1] + self.c[head - 1][:, None, :]
+    return stacked_logits(x, [w1, *self.W[1:]], self.b, self.V, self.c, head)
 
   def logits(self, x, head):
     """Head ``head``'s logits (N, B, 10) for a training batch.
@@ -195,7 +200,7 @@ class StackedNetworks(tf.Module):
   def network_weights(self, n):
     """Network ``n``'s current weights, as ``network.Network.weights``
     returns them (W1 with all 784 rows)."""
-    full_w1 = np.empty((NUM_PIXELS, HIDDEN_SIZE), np.float32)
+    full_w1 = np.empty((NUM_PIXELS, HIDDEN_SIZE), self.dtype.as_numpy_dtype)
     full_w1[self.lit] = self.W1.numpy()[:, n]
     full_w1[self.blank] = self.W1_blank.numpy()[:, n]
     weights = {"W1": full_w1}
@@ -206,6 +211,35 @@ class StackedNetworks(tf.Module):
       weights[f"V{layer}"] = self.V[layer - 1].numpy()[n]
       weights[f"c{layer}"] = self.c[layer - 1].numpy()[n]
     return weights
+
+
+def stacked_logits(x, W, b, V, c, head):
+  """Head ``head``'s logits of all N networks at once, shape (N, B, 10).
+
+    z_1 = x @ reshape(W_1, (P, N*100)) + reshape(b_1, (N*100,))   (B, N*100)
+    h_1 = transpose(reshape(tanh(z_1), (B, N, 100)), (1, 0, 2))   (N, B, 100)
+    h_l = tanh(h_{l-1} @ W_l + b_l[:, None, :])     l = 2..head   (N, B, 100)
+    logits = h_head @ V_head + c_head[:, None, :]                 (N, B, 10)
+
+  Slice n of every output is network n's ``network.Network`` output.
+
+  Args:
+    x: (B, P) inputs, the rows of W_1 in the same order.
+    W: [W_1 (P, N, 100), W_2 (N, 100, 100), W_3 (N, 100, 100)].
+    b: [b_1, b_2, b_3], each (N, 100). V: [V_1..V_3], each (N, 100, 10).
+    c: [c_1..c_3], each (N, 10). head: 1, 2 or 3.
+  """
+  num_networks = W[0].shape[1]
+  batch = tf.shape(x)[0]
+  z1 = (x @ tf.reshape(W[0], [-1, num_networks * HIDDEN_SIZE])
+        + tf.reshape(b[0], [-1]))
+  # (B, N*100) -> (N, B, 100): the run axis first for the batched products.
+  h = tf.transpose(
+      tf.reshape(tf.tanh(z1), [batch, num_networks, HIDDEN_SIZE]),
+      [1, 0, 2])
+  for layer in range(1, head):
+    h = tf.tanh(h @ W[layer] + b[layer][:, None, :])
+  return h @ V[head - 1] + c[head - 1][:, None, :]
 
 
 def make_train_steps(stack, head, optimizer, batches):
@@ -234,7 +268,7 @@ def make_train_steps(stack, head, optimizer, batches):
     optimizer.apply(tape.gradient(total, variables))
     return tf.reduce_mean(losses)
 
-  return loop.compile_steps(step)
+  return loop.compile_steps(step, loss_dtype=stack.dtype)
 
 
 def make_correct_counts(stack, head=NUM_LAYERS):
@@ -252,6 +286,34 @@ def make_correct_counts(stack, head=NUM_LAYERS):
 
   correct_counts.get_concrete_function()
   return correct_counts
+
+
+def make_loss_sums(stack, head=NUM_LAYERS):
+  """A compiled function: (images (B, 784), labels (B,)) -> float32 (N,),
+  each network's head-``head`` cross-entropy summed over the B images.
+  Traced here, once."""
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, NUM_PIXELS], tf.float32),
+      tf.TensorSpec([None], tf.int64)])
+  def loss_sums(images, labels):
+    logits = stack.test_logits(images, head)
+    labels = tf.broadcast_to(labels, tf.shape(logits)[:2])
+    return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits), axis=1)
+
+  loss_sums.get_concrete_function()
+  return loss_sums
+
+
+def mean_losses(loss_sums, images, labels, block=1000):
+  """Each network's cross-entropy per image on (images, labels), summed in
+  float64 over blocks of ``block`` images. Returns float64 (N,)."""
+  total = 0.0
+  for start in range(0, len(labels), block):
+    total += loss_sums(images[start:start + block],
+                       labels[start:start + block]).numpy().astype(np.float64)
+  return total / len(labels)
 
 
 def accuracies(correct_counts, images, labels, block=1000):

@@ -292,6 +292,174 @@ def gaussian_kde(samples, points, bandwidth=None):
                                                math.sqrt(2 * math.pi))
 
 
+# Paired samples --------------------------------------------------------------
+#
+# With --paired, network i of each strategy starts from the same weights, so
+# the question is asked init by init: d_i = a_i - b_i.
+#
+#   paired t-test   t = mean(d) / (s_d / sqrt(n)), s_d with ddof=1, n - 1
+#                   degrees of freedom (Welch's test above, on one sample)
+#   sign test       of the n' non-zero d_i, k are positive; under "a and b
+#                   are exchangeable" k ~ Binomial(n', 1/2), so the
+#                   two-sided p = min(1, 2 P(K <= min(k, n' - k))), exact
+#   Wilcoxon        rank |d_i| (zeros dropped, ties given their average
+#   signed-rank     rank); W+ = sum of the ranks of positive d_i. Exact
+#                   distribution when there are no ties and n' <= 50
+#                   (count the subsets of ranks 1..n' by their sum);
+#                   otherwise the normal approximation, mean n'(n'+1)/4,
+#                   variance n'(n'+1)(2n'+1)/24 - sum(t^3 - t)/48 over the
+#                   tie groups (sizes t), without continuity correction.
+
+_WILCOXON_EXACT_MAX = 50
+
+
+def paired_t_test(a, b):
+  """Paired t-test of mean(a - b) = 0, two-sided: dict t, df, p.
+
+  Raises:
+    ValueError: fewer than 2 pairs, different lengths, or all d_i equal.
+  """
+  d = _differences(a, b)
+  if len(d) < 2:
+    raise ValueError("the paired t-test needs at least 2 pairs")
+  sd = np.std(d, ddof=1)
+  if sd == 0:
+    raise ValueError("the paired t-test is undefined: every difference is "
+                     "the same")
+  t = d.mean() / (sd / math.sqrt(len(d)))
+  df = len(d) - 1
+  return {"t": float(t), "df": float(df),
+          "p": student_t_two_sided_p(float(t), float(df))}
+
+
+def _differences(a, b):
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  if a.shape != b.shape or a.ndim != 1:
+    raise ValueError(f"paired samples need the same length, got {a.shape} "
+                     f"and {b.shape}")
+  return a - b
+
+
+def binomial_two_sided_p(k, n):
+  """Two-sided p of k successes in n fair coin flips: min(1, 2 P(K <=
+  min(k, n - k))), computed exactly in integers."""
+  low = min(k, n - k)
+  tail = sum(math.comb(n, i) for i in range(low + 1))
+  return min(1.0, 2 * tail / 2 ** n)
+
+
+def sign_test(d):
+  """Sign test of the differences ``d`` (zeros dropped): dict positive,
+  negative, zeros, p."""
+  d = np.asarray(d, np.float64)
+  positive, negative = int(np.sum(d > 0)), int(np.sum(d < 0))
+  p = (1.0 if positive + negative == 0
+       else binomial_two_sided_p(positive, positive + negative))
+  return {"positive": positive, "negative": negative,
+          "zeros": len(d) - positive - negative, "p": p}
+
+
+def average_ranks(values):
+  """Ranks 1..n of ``values``, ties given the average of their ranks."""
+  values = np.asarray(values, np.float64)
+  order = np.argsort(values, kind="stable")
+  ranks = np.empty(len(values))
+  sorted_values = values[order]
+  start = 0
+  while start < len(values):
+    end = start
+    while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[
+        start]:
+      end += 1
+    ranks[order[start:end + 1]] = (start + end) / 2 + 1
+    start = end + 1
+  return ranks
+
+
+def signed_rank_counts(n):
+  """counts[w] = how many subsets of the ranks 1..n sum to w (w = 0 ..
+  n(n+1)/2): the exact null distribution of W+ times 2^n."""
+  counts = [1] + [0] * (n * (n + 1) // 2)
+  for rank in range(1, n + 1):
+    for w in range(len(counts) - 1, rank - 1, -1):
+      counts[w] += counts[w - rank]
+  return counts
+
+
+def wilcoxon_signed_rank(d):
+  """Wilcoxon signed-rank test of the differences ``d``, two-sided.
+
+  Returns:
+    dict w_plus, n (non-zero differences), method ("exact" or "normal"), z
+    (None if exact) and p.
+  """
+  d = np.asarray(d, np.float64)
+  d = d[d != 0]
+  n = len(d)
+  if n == 0:
+    return {"w_plus": 0.0, "n": 0, "method": "exact", "z": None, "p": 1.0}
+  ranks = average_ranks(np.abs(d))
+  w_plus = float(ranks[d > 0].sum())
+  _, tie_sizes = np.unique(np.abs(d), return_counts=True)
+  if n <= _WILCOXON_EXACT_MAX and np.all(tie_sizes == 1):
+    counts = signed_rank_counts(n)
+    low = int(round(min(w_plus, n * (n + 1) / 2 - w_plus)))
+    p = min(1.0, 2 * sum(counts[:low + 1]) / 2 ** n)
+    return {"w_plus": w_plus, "n": n, "method": "exact", "z": None, "p": p}
+  mean_w = n * (n + 1) / 4
+  variance = (n * (n + 1) * (2 * n + 1) / 24 -
+              float(np.sum(tie_sizes ** 3 - tie_sizes)) / 48)
+  z = (w_plus - mean_w) / math.sqrt(variance)
+  return {"w_plus": w_plus, "n": n, "method": "normal", "z": float(z),
+          "p": math.erfc(abs(z) / math.sqrt(2))}
+
+
+def paired_compare(a, b, decimals=12):
+  """Every paired statistic of a and b (network i of each from the same
+  start), as results.json's ``paired`` entries.
+
+  The differences are rounded to ``decimals`` places first: accuracies are
+  multiples of 1/10,000, and a difference must not lose a tie (or gain a
+  sign) to float rounding.
+  """
+  d = np.round(_differences(a, b), decimals)
+  t = paired_t_test(a, b)
+  sign = sign_test(d)
+  wilcoxon = wilcoxon_signed_rank(d)
+  return {"count": len(d), "mean_difference": float(d.mean()),
+          "std_difference": float(d.std(ddof=1)),
+          "mean_difference_ci95": bootstrap_interval(d),
+          "fraction_a_better": sign["positive"] / len(d),
+          "fraction_ties": sign["zeros"] / len(d),
+          "t": t["t"], "t_df": t["df"], "t_p": t["p"],
+          "sign_positive": sign["positive"], "sign_negative": sign["negative"],
+          "sign_p": sign["p"], "wilcoxon_w_plus": wilcoxon["w_plus"],
+          "wilcoxon_z": wilcoxon["z"], "wilcoxon_method": wilcoxon["method"],
+          "wilcoxon_p": wilcoxon["p"],
+          "correlation": float(np.corrcoef(a, b)[0, 1])}
+
+
+# The upper tail of restarts ---------------------------------------------------
+
+
+def expected_max(values, n):
+  """E[max of n draws, with replacement, from the sample ``values``].
+
+  With x_(1) <= ... <= x_(m) sorted, the max of n draws is <= x_(k) with
+  probability (k/m)^n, so
+
+    E[max] = sum_k x_(k) [(k/m)^n - ((k-1)/m)^n].
+
+  n = 1 gives the mean; n -> infinity the sample's maximum.
+  """
+  x = np.sort(np.asarray(values, np.float64))
+  m = len(x)
+  k = np.arange(m + 1) / m
+  weights = np.diff(k ** n)
+  return float(weights @ x)
+
+
 def compare(a, b, num_permutations=10_000, num_resamples=10_000, seed=0):
   """Every test of the module for samples a and b, as results.json's
   ``tests``."""

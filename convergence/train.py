@@ -5,6 +5,16 @@
                  200 steps on head 2 (layers 1-2 + head 2),
                then the same 1,000 steps on head 3
 
+and the controls of issue 12 (``CONTROL_STRATEGIES``), which the blog did
+not run:
+
+  all_layers_equal  1,400 steps on head 3, the rate dropping at step 1,050:
+                    all layers with layer-wise's step count and the same
+                    schedule shape (three quarters at the base rate)
+  switch_layer3     all_layers, then layer 3 and its head redrawn at random
+                    (layers 1-2 kept) and 1,000 more steps on head 3
+  switch_layers23   the same, layers 2 and 3 (and heads 2, 3) redrawn
+
 Learning rate (the blog's SGD): 0.01 in every phase, except that the final
 1,000-step phase drops to 0.003 from step 750 on. For other optimizers the
 base rate is theirs and the drop keeps the same ratio, 0.3. Each phase starts
@@ -35,10 +45,13 @@ from tfscratch import optimizers
 
 class Phase(typing.NamedTuple):
   """Training on head ``head`` for ``steps`` steps; the learning rate drops
-  to LR_DROP times the base rate from step ``drop_at`` on (None: never)."""
+  to LR_DROP times the base rate from step ``drop_at`` on (None: never).
+  ``redraw`` > 0: before the phase, layers redraw..3 and their heads get
+  fresh random weights (``stacked.StackedNetworks.assign_layers``)."""
   head: int
   steps: int
   drop_at: typing.Optional[int]
+  redraw: int = 0
 
 
 FINAL_PHASE = Phase(head=3, steps=1000, drop_at=750)
@@ -48,9 +61,21 @@ STRATEGIES = {
                   Phase(head=2, steps=200, drop_at=None),
                   FINAL_PHASE),
 }
+# Issue 12's controls. Not in STRATEGIES: the blog's two stay the default.
+CONTROL_STRATEGIES = {
+    "all_layers_equal": (Phase(head=3, steps=1400, drop_at=1050),),
+    "switch_layer3": (FINAL_PHASE, FINAL_PHASE._replace(redraw=3)),
+    "switch_layers23": (FINAL_PHASE, FINAL_PHASE._replace(redraw=2)),
+}
+ALL_STRATEGIES = {**STRATEGIES, **CONTROL_STRATEGIES}
 # Seed stream of each strategy: its networks start from weights no network
-# of the other strategy shares (independent samples, as the blog's were).
-STREAMS = {"all_layers": 0, "layerwise": 1}
+# of another strategy shares (independent samples, as the blog's were).
+# Config.paired: every strategy uses all_layers' stream instead, so network
+# ``run`` of each strategy starts from the same weights.
+STREAMS = {"all_layers": 0, "layerwise": 1, "all_layers_equal": 2,
+           "switch_layer3": 3, "switch_layers23": 4}
+# The fresh weights of a redrawn layer: network ``run`` of this stream.
+REDRAW_STREAM = 1000
 LR_DROP = 0.3  # the blog's 0.01 -> 0.003
 # Base learning rates. sgd: the blog's. adagrad, adam: the best of a sweep
 # on the validation images (convergence/README.md, "Beyond the blog").
@@ -72,6 +97,8 @@ class Config:
     block_steps: steps per call of the compiled loop: enough that Python's
       turn between calls costs nothing, few enough to stop promptly. The
       numbers do not depend on it (a test checks this, bit for bit).
+    paired: every strategy's network ``run`` starts from the same weights
+      (all_layers' stream), so the strategies can be compared init by init.
   """
   optimizer: str = "sgd"
   learning_rate: float = DEFAULT_LEARNING_RATES["sgd"]
@@ -79,18 +106,24 @@ class Config:
   step_scale: float = 1.0
   seed: int = 0
   block_steps: int = 50
+  paired: bool = False
+
+
+def stream(config, strategy):
+  """The seed stream of ``strategy``'s initial weights (see STREAMS)."""
+  return STREAMS["all_layers" if config.paired else strategy]
 
 
 def phases(strategy, step_scale=1.0):
   """The phases of ``strategy`` with every step count (and the step of the
   rate drop) multiplied by ``step_scale``."""
   if step_scale == 1.0:
-    return STRATEGIES[strategy]
+    return ALL_STRATEGIES[strategy]
   return tuple(
-      Phase(phase.head, max(1, round(phase.steps * step_scale)),
-            None if phase.drop_at is None else round(phase.drop_at *
-                                                     step_scale))
-      for phase in STRATEGIES[strategy])
+      phase._replace(steps=max(1, round(phase.steps * step_scale)),
+                     drop_at=None if phase.drop_at is None
+                     else round(phase.drop_at * step_scale))
+      for phase in ALL_STRATEGIES[strategy])
 
 
 def total_steps(strategy, step_scale=1.0):
@@ -106,6 +139,7 @@ class Stack:
   optimizers: tuple      # one per phase
   train_steps: tuple     # one compiled loop per phase
   correct_counts: typing.Callable
+  loss_sums: typing.Callable
 
 
 def build(config, data, strategy, num_networks, schedule=None):
@@ -132,14 +166,17 @@ def build(config, data, strategy, num_networks, schedule=None):
       train_steps=tuple(
           stacked.make_train_steps(networks, phase.head, optimizer, batches)
           for phase, optimizer in zip(schedule, phase_optimizers)),
-      correct_counts=stacked.make_correct_counts(networks))
+      correct_counts=stacked.make_correct_counts(networks),
+      loss_sums=stacked.make_loss_sums(networks))
 
 
-def train_stack(stack, config, weights, log=None):
+def train_stack(stack, config, weights, log=None, redrawn=None):
   """Trains the N networks of ``stack`` from stacked initial ``weights``
   through every phase of its strategy.
 
   Args:
+    redrawn: stacked weights that a phase with ``redraw`` puts into the
+      layers it redraws (``train_runs`` draws them).
     log: None, or ``log(first_step, losses)``, called after every call of
       the compiled loop with the mean loss of the N networks at each step
       taken (``first_step`` counts the steps before them, over all phases).
@@ -149,6 +186,8 @@ def train_stack(stack, config, weights, log=None):
   done = 0
   for phase, optimizer, train_steps in zip(stack.phases, stack.optimizers,
                                            stack.train_steps):
+    if phase.redraw:
+      stack.networks.assign_layers(redrawn, phase.redraw)
     optimizer.reset()  # a fresh optimizer in every phase, as in the blog
     step = 0
     while step < phase.steps:
@@ -169,27 +208,43 @@ def evaluate(stack, split):
   return stacked.accuracies(stack.correct_counts, split.images, split.labels)
 
 
+def mean_loss(stack, split):
+  """Head 3's cross-entropy per image, averaged over ``split``, of each of
+  the N networks: (N,). On the training images it is the loss training
+  minimised (which sums it over a batch of 50), read once at the end."""
+  return stacked.mean_losses(stack.loss_sums, split.images, split.labels)
+
+
 def train_runs(config, data, strategy, runs, splits=("test",), log=None,
-               stack=None):
+               stack=None, losses=()):
   """Trains the networks ``runs`` of ``strategy`` side by side.
 
   Network i starts from ``stacked.run_weights(config.seed,
-  STREAMS[strategy], runs[i])``.
+  stream(config, strategy), runs[i])``; a redrawn layer takes its fresh
+  weights from ``stacked.run_weights(config.seed, REDRAW_STREAM, runs[i])``.
 
   Args:
     splits: the names of the splits of ``data`` to evaluate on.
     log: see ``train_stack``.
     stack: a Stack built for len(runs) networks of ``strategy`` with this
       config and data, to reuse; None builds one.
+    losses: names of splits whose mean loss (``mean_loss``) to return too.
   Returns:
-    dict split name -> float64 (len(runs),) accuracies.
+    dict split name -> float64 (len(runs),) accuracies, and
+    "<split>_loss" -> float64 (len(runs),) for each split in ``losses``.
   """
   runs = list(runs)
   if stack is None:
     stack = build(config, data, strategy, len(runs))
+  redrawn = None
+  if any(phase.redraw for phase in stack.phases):
+    redrawn = stacked.initial_weights(config.seed, REDRAW_STREAM, runs)
   train_stack(stack, config, stacked.initial_weights(
-      config.seed, STREAMS[strategy], runs), log)
-  return {name: evaluate(stack, getattr(data, name)) for name in splits}
+      config.seed, stream(config, strategy), runs), log, redrawn)
+  results = {name: evaluate(stack, getattr(data, name)) for name in splits}
+  for name in losses:
+    results[f"{name}_loss"] = mean_loss(stack, getattr(data, name))
+  return results
 
 
 def trace_counts(stack):
@@ -200,4 +255,5 @@ def trace_counts(stack):
                 zip(stack.phases, stack.train_steps), start=1)}
   counts["correct_counts"] = (
       stack.correct_counts.experimental_get_tracing_count())
+  counts["loss_sums"] = stack.loss_sums.experimental_get_tracing_count()
   return counts

@@ -35,6 +35,7 @@ cli.define_batch_size(DEFAULTS.batch_size, "Examples per training batch, for "
                       "the classifier and for inverse training.")
 cli.define_learning_rate(DEFAULTS.learning_rate,
                          help_text="Classifier Adagrad learning rate.")
+cli.define_batch_order(DEFAULTS.batch_order)
 cli.define_eval_every(DEFAULTS.eval_every)
 # Each later stage has --<stage>_steps and --<stage>_learning_rate.
 for _stage, _steps_help, _rate_help in (
@@ -111,7 +112,10 @@ def main(argv):
   del argv
   config = cli.config_from_flags(train.Config)
   set_seed(config.seed)
-  mnist = load_mnist(FLAGS.data_dir)  # before RunOutputs: bad data, no run dir
+  # The blog's mnist.train: training images 5,000-59,999 (TensorFlow 1's
+  # read_data_sets kept the first 5,000 for validation). Loaded before
+  # RunOutputs: bad data, no run directory.
+  mnist = load_mnist(FLAGS.data_dir, validation_first=True)
   if config.batch_size > len(mnist.train):
     raise DataError(f"--batch_size={config.batch_size} exceeds the "
                     f"{len(mnist.train)} training images")
@@ -134,11 +138,17 @@ def main(argv):
   for method, metrics in results.reconstruction.items():
     print(f"{method}: " + ", ".join(f"{k} {v:.4f}" for k, v in
                                     metrics.items()), flush=True)
+  for name, example in results.examples.items():
+    print(f"{name} (label {example['label']}), the network's class: " +
+          ", ".join(f"{method} {seen['class']} (p {seen['probability']:.2f})"
+                    for method, seen in example.items() if method != "label"),
+          flush=True)
   outputs.finish({
       "test_accuracy": results.test_accuracy,
       "generated_confidence": results.generated_confidence.tolist(),
       "reconstruction": results.reconstruction,
       "reconstruction_images": config.num_eval,
+      "blog_examples": results.examples,
       "l1_error_baselines": results.l1_error_baselines,
       "class_image_confidence": results.class_image_confidence.tolist(),
       "inverse_confident_fraction": results.confident_fraction,

@@ -1,6 +1,6 @@
 """The inversion figures: image grids checked, scaled, saved and logged.
 
-``save_figures`` draws the five figures of a run from ``train.Results``.
+``save_figures`` draws the six figures of a run from ``train.Results``.
 
 Every grid goes through ``require_finite`` first, so a NaN or infinite pixel
 stops the run with the stage and step that produced it instead of being
@@ -105,8 +105,45 @@ def save_grids(outputs, name, panels, columns, stage, step, title=None,
                        step=0)
 
 
+METHODS = (("original", "test image"), ("learned_inverse", "learned inverse"),
+           ("gradient_inverse", "gradient inverse"))
+
+
+def save_examples(outputs, results):
+  """``blog_examples.png``: the blog's two examples (``train.BLOG_EXAMPLES``),
+  one row each: the test image, its learned-inverse projection and its
+  gradient inversion, each titled with the class the network gives it and
+  that class's softmax probability (``results.examples``).
+
+  The images are among the first 36, which the grids of ``save_figures``
+  have already checked (``require_finite``) and logged to TensorBoard.
+  """
+  images = {"original": results.originals, "learned_inverse": results.learned,
+            "gradient_inverse": results.gradient}
+  examples = results.examples
+  figure, axes = plt.subplots(len(examples), len(METHODS),
+                              figsize=(2.2 * len(METHODS),
+                                       2.8 * len(examples)), squeeze=False)
+  for axes_row, (name, example) in zip(axes, examples.items()):
+    index = int(name.rsplit("_", 1)[1])
+    for axis, (method, label) in zip(axes_row, METHODS):
+      image = display_range(images[method][index][None]).reshape(28, 28)
+      axis.imshow(image, cmap="Greys_r",
+                  vmin=0.0, vmax=1.0, interpolation="nearest")
+      seen = example[method]
+      axis.set_title(f"{label}\nnet: {seen['class']} "
+                     f"(p = {seen['probability']:.2f})", fontsize=8)
+      axis.axis("off")
+    axes_row[0].set_title(f"test image {index} (label {example['label']})\n"
+                          f"net: {example['original']['class']} (p = "
+                          f"{example['original']['probability']:.2f})",
+                          fontsize=8)
+  figure.tight_layout()
+  outputs.save_figure(figure, "blog_examples.png")
+
+
 def save_figures(outputs, results, config):
-  """Writes the five PNG figures (and their TensorBoard images) of a run.
+  """Writes the six PNG figures (and their TensorBoard images) of a run.
 
   Args:
     outputs: the run's RunOutputs.
@@ -137,3 +174,4 @@ def save_figures(outputs, results, config):
               ("pixels optimised (gradient)", results.class_images)],
              columns=3, stage="class-conditional inversion",
              step=config.inversion_steps)
+  save_examples(outputs, results)

@@ -39,7 +39,7 @@ BLOG_GENERATED_CONFIDENCE = [0.99675035, 0.99740452, 0.99649602, 0.99652439,
 ACCURACY_RANGE = (0.94, 0.96)  # "about 95%"
 CONFIDENCE_TARGET = 0.995
 FIGURES = ["inverse_projections.png", "generated_digits.png", "features.png",
-           "reconstructions.png", "class_images.png"]
+           "reconstructions.png", "class_images.png", "blog_examples.png"]
 
 
 def table(results):
@@ -66,6 +66,16 @@ def table(results):
       ("gradient inverse: classified as the original", "-",
        f"{gradient['class_agreement']:.1%}"),
   ]
+  # "The 9th sample and the 3rd to last sample each get transformed to a 6"
+  # (by eye; the post gives no class).
+  for name, blog_place in (("test_image_8", "9th"),
+                           ("test_image_33", "third-to-last")):
+    example = results["blog_examples"][name]
+    rows.append((f"{name.replace('_', ' ')} (the post's {blog_place}, label "
+                 f"{example['label']}): network's class of the image / of "
+                 "its learned inverse", "- / looks like a 6",
+                 f"{example['original']['class']} / "
+                 f"{example['learned_inverse']['class']}"))
   lines = ["| metric | blog | ours |", "| --- | --- | --- |"]
   lines += [f"| {metric} | {blog} | {ours} |" for metric, blog, ours in rows]
   return "\n".join(lines) + "\n"

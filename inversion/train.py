@@ -4,7 +4,8 @@
 run reports (``Results``); it writes nothing and prints nothing:
 
   1. train_classifier          the 784-100-100-10 MLP, Adagrad on summed
-                               cross-entropy, batches taken in order;
+                               cross-entropy, batches drawn as the blog's
+                               ``mnist.train.next_batch`` drew them;
   2. train_inverse             W2_inv, W1_inv by Adagrad with the classifier
                                frozen, only on the examples it classifies
                                with confidence above ``confidence``;
@@ -42,6 +43,12 @@ from tfscratch.nn import summed_cross_entropy
 
 GENERATED_DIGITS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 MAX_STEPS_PER_CALL = 10_000
+# The batches' order is drawn with the stateless seed (seed, 5); model.py
+# draws the weights with (seed, 0) .. (seed, 4).
+BATCH_SEED_STREAM = 5
+# The two of the first 36 test images the blog points at: "the 9th sample
+# and the 3rd to last sample each get transformed to a 6".
+BLOG_EXAMPLES = (8, 33)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Config:
   # 1. The classifier.
   steps: int = 2000
   batch_size: int = 1000            # for the classifier and the inverse
+  batch_order: str = "shuffled"     # loop.BATCH_ORDERS; see batch_rows
   learning_rate: float = 0.01
   eval_every: int = 100             # steps between test-accuracy readings
   # 2. The learned inverse.
@@ -88,6 +96,7 @@ class Results:
   class_images: np.ndarray          # digits 1-9 by optimising pixels
   class_image_confidence: np.ndarray
   reconstruction: dict              # method -> reconstruction_metrics
+  examples: dict                    # BLOG_EXAMPLES -> example_classes
   l1_error_baselines: dict          # L1 errors that cost nothing
   trace_counts: dict                # compiled function -> times traced
 
@@ -98,7 +107,8 @@ def train(config, mnist, logger=None):
   Args:
     config: a Config.
     mnist: ``.train`` and ``.test``, each with ``.images`` (n, 784) float32
-      in [0, 1] and ``.labels`` (n,) int64 (``tfscratch.lab.mnist.Mnist``).
+      in [0, 1] and ``.labels`` (n,) int64 (``tfscratch.lab.mnist.Mnist``;
+      the blog's ``.train`` is ``load_mnist(validation_first=True)``'s).
     logger: None, or ``logger(stage, total_steps)`` returning the ``log``
       function of that stage (module docstring).
   """
@@ -110,11 +120,12 @@ def train(config, mnist, logger=None):
   labels = tf.constant(mnist.train.labels)
   predict = make_predict(classifier)
 
+  rows = batch_rows(config, len(mnist.train.images))
   test_accuracy, classifier_traces = train_classifier(
-      classifier, images, labels, mnist.test, predict, config,
+      classifier, images, labels, rows, mnist.test, predict, config,
       logger("classifier", config.steps))
   confident_fraction, inverse_traces = train_inverse(
-      inverse, images, config, logger("inverse", config.inverse_steps))
+      inverse, images, rows, config, logger("inverse", config.inverse_steps))
 
   originals = mnist.test.images[:config.num_eval]
   _, codes = classifier.hidden(originals)
@@ -150,6 +161,9 @@ def train(config, mnist, logger=None):
           "gradient_inverse": reconstruction_metrics(
               classifier, predict, originals, labels_eval, gradient),
       },
+      examples=example_classes(
+          classifier, originals, labels_eval,
+          {"learned_inverse": learned, "gradient_inverse": gradient}),
       l1_error_baselines=l1_error_baselines(originals, mnist.train.images),
       trace_counts={**classifier_traces, **inverse_traces, **generate_traces,
                     **gradient_traces, **class_traces,
@@ -162,9 +176,28 @@ def train(config, mnist, logger=None):
 # ---------------------------------------------------------------------------
 
 
-def train_classifier(classifier, images, labels, test, predict, config,
+def batch_rows(config, count):
+  """``rows(i)``: the training rows (int64 (batch_size,)) of batch i.
+
+  The blog took every batch with ``mnist.train.next_batch(1000)``: the
+  classifier's 2,000 and, continuing the same walk, the inverse's 1,000
+  (``train_inverse`` asks for batches ``steps`` onward). In 2016 that meant
+  the 55,000 training images in file order for the first epoch (55
+  batches), then a new random permutation each epoch
+  (``config.batch_order="shuffled"``: ``loop.shuffled_indices``, seeded by
+  ``(config.seed, BATCH_SEED_STREAM)``, through ``loop.ShuffledBatches``,
+  which draws each epoch's permutation once instead of at every step).
+  ``"ordered"`` walks the file order every epoch (``loop.ordered_indices``),
+  as this package did before. (``loop.make_walk`` builds either.)
+  """
+  return loop.make_walk(config.batch_order, config.batch_size, count,
+                        (config.seed, BATCH_SEED_STREAM))
+
+
+def train_classifier(classifier, images, labels, rows, test, predict, config,
                      log=None):
-  """Stage 1: Adagrad on the summed cross-entropy of ordered batches.
+  """Stage 1: Adagrad on the summed cross-entropy of the batches ``rows(i)``
+  (``batch_rows``).
 
   The test accuracy is measured every ``eval_every`` steps and passed to
   ``log`` as ``test_accuracy``.
@@ -174,7 +207,7 @@ def train_classifier(classifier, images, labels, test, predict, config,
   """
   optimizer = optimizers.Adagrad(classifier.weights, config.learning_rate)
   train_steps = loop.compile_steps(classifier_step(
-      classifier, optimizer, images, labels, config.batch_size))
+      classifier, optimizer, images, labels, rows))
   accuracy = None
   for first, count in chunks(config.steps, config.log_every,
                              config.eval_every):
@@ -189,13 +222,13 @@ def train_classifier(classifier, images, labels, test, predict, config,
   return accuracy, loop.trace_counts(classifier_steps=train_steps)
 
 
-def classifier_step(classifier, optimizer, images, labels, batch_size):
-  """``step(i) -> loss``: one Adagrad step on batch i of ``images``,
-  ``labels`` (``loop.ordered_indices``), summed cross-entropy before the
+def classifier_step(classifier, optimizer, images, labels, rows):
+  """``step(i) -> loss``: one Adagrad step on the rows ``rows(i)`` of
+  ``images``, ``labels``; the loss is the summed cross-entropy before the
   update."""
 
   def step(i):
-    batch = loop.ordered_indices(i, batch_size, images.shape[0])
+    batch = rows(i)
     x, y = tf.gather(images, batch), tf.gather(labels, batch)
     with tf.GradientTape() as tape:
       loss = summed_cross_entropy(classifier(x), y)
@@ -230,11 +263,11 @@ class NoConfidentExamples(ValueError):
   """Inverse training found no example to learn from."""
 
 
-def train_inverse(inverse, images, config, log=None):
+def train_inverse(inverse, images, rows, config, log=None):
   """Stage 2: W1_inv and W2_inv on the confidently classified examples.
 
-  Batches continue where classifier training stopped (batch
-  ``config.steps + i`` at step i), as the blog's ``next_batch`` did. The
+  Batches continue the walk where classifier training stopped (batch
+  ``rows(config.steps + i)`` at step i), as the blog's ``next_batch`` did. The
   loss passed to ``log`` is the summed ``inverse_loss`` (0 for a batch with
   no confident example, which is skipped), with the per-step scalars
   ``l1_distance_per_example``, ``excess`` and ``confident_fraction`` (NaN
@@ -248,8 +281,8 @@ def train_inverse(inverse, images, config, log=None):
       was never trained.
   """
   optimizer = optimizers.Adagrad(inverse.weights, config.inverse_learning_rate)
-  step = inverse_step(inverse, optimizer, images, config.batch_size,
-                      config.confidence, first_batch=config.steps)
+  step = inverse_step(inverse, optimizer, images, rows, config.confidence,
+                      first_batch=config.steps)
   train_steps = loop.compile_steps(step)
   fractions = []
   for first, count in chunks(config.inverse_steps, config.log_every):
@@ -272,12 +305,13 @@ def train_inverse(inverse, images, config, log=None):
       inverse_steps=train_steps, inverse_step=step)
 
 
-def inverse_step(inverse, optimizer, images, batch_size, confidence,
+def inverse_step(inverse, optimizer, images, rows, confidence,
                  first_batch=0):
   """``step(i) -> (4,)``: one Adagrad step of the inverse; the classifier
   stays frozen.
 
-  Step i takes batch ``first_batch + i`` and keeps only the examples whose
+  Step i takes the rows ``rows(first_batch + i)`` of ``images`` (see
+  ``batch_rows``) and keeps only the examples whose
   largest softmax probability exceeds ``confidence`` (``tf.boolean_mask``:
   their number varies from batch to batch, which the graph handles without
   retracing). A batch with none is skipped by ``tf.cond``: the loss over no
@@ -299,8 +333,7 @@ def inverse_step(inverse, optimizer, images, batch_size, confidence,
     return tf.stack([total, distance, excess])
 
   def step(i):
-    x = tf.gather(images, loop.ordered_indices(first_batch + i, batch_size,
-                                               images.shape[0]))
+    x = tf.gather(images, rows(first_batch + i))
     probabilities = tf.nn.softmax(classifier(x))
     x = tf.boolean_mask(x, tf.reduce_max(probabilities, axis=1) > confidence)
     kept = tf.shape(x)[0]
@@ -463,6 +496,37 @@ def reconstruction_metrics(classifier, predict, originals, labels,
       "code_error": float(np.mean(model.code_error(
           classifier, reconstructions, target_codes))),
   }
+
+
+def example_classes(classifier, originals, labels, reconstructions,
+                    indices=BLOG_EXAMPLES):
+  """What the classifier makes of a few test images and of their
+  reconstructions (the blog's two examples by default).
+
+  Args:
+    originals, labels: the test images (n, 784) and their labels (n,).
+    reconstructions: method -> (n, 784) images, row i reconstructing
+      ``originals[i]``.
+  Returns:
+    ``{"test_image_<i>": {"label": y, "original": c, "<method>": c, ...}}``
+    where each ``c`` is ``{"class": argmax, "probability": its softmax
+    probability, "label_probability": the softmax probability of y}``.
+  """
+  indices = list(indices)
+  images = {"original": originals[indices],
+            **{method: images[indices]
+               for method, images in reconstructions.items()}}
+  probabilities = {name: tf.nn.softmax(classifier(batch)).numpy()
+                   for name, batch in images.items()}
+  examples = {}
+  for row, index in enumerate(indices):
+    label = int(labels[index])
+    examples[f"test_image_{index}"] = {"label": label, **{
+        name: {"class": int(np.argmax(p[row])),
+               "probability": float(np.max(p[row])),
+               "label_probability": float(p[row, label])}
+        for name, p in probabilities.items()}}
+  return examples
 
 
 def l1_error_baselines(originals, training_images):

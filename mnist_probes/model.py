@@ -31,9 +31,9 @@ WEIGHT_STDDEV = 0.1
 BIAS_INIT = 0.1
 
 
-def _blog_dense(n_in, n_out, seed, activation):
+def _blog_dense(n_in, n_out, seed, activation, dtype):
   return Dense(truncated_normal((n_in, n_out), WEIGHT_STDDEV, seed),
-               tf.fill([n_out], BIAS_INIT), activation)
+               tf.fill([n_out], BIAS_INIT), activation, dtype)
 
 
 class MLP(tf.Module):
@@ -43,15 +43,18 @@ class MLP(tf.Module):
     layer_sizes: (inputs, hidden..., classes); the blog's by default.
     seed: the initial weights depend on this alone (stateless draws), so two
       MLPs built with the same seed start from exactly the same weights.
+    dtype: of every variable; tf.float64 for the tests' tight comparisons.
   """
 
-  def __init__(self, layer_sizes=LAYER_SIZES, seed=0, name=None):
+  def __init__(self, layer_sizes=LAYER_SIZES, seed=0, dtype=tf.float32,
+               name=None):
     super().__init__(name=name)
     self.layer_sizes = tuple(layer_sizes)
     pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-    self.hidden = [_blog_dense(n_in, n_out, (seed, index), tf.tanh)
+    self.hidden = [_blog_dense(n_in, n_out, (seed, index), tf.tanh, dtype)
                    for index, (n_in, n_out) in enumerate(pairs[:-1])]
-    self.readout = _blog_dense(*pairs[-1], (seed, len(pairs) - 1), None)
+    self.readout = _blog_dense(*pairs[-1], (seed, len(pairs) - 1), None,
+                               dtype)
 
   @property
   def weights(self):
@@ -78,10 +81,11 @@ class AuxiliaryHead(tf.Module):
   """z = h A + c: a linear regression from one hidden layer to ``outputs``
   targets, initialised like the blog's other weights."""
 
-  def __init__(self, inputs=100, outputs=3, seed=0, name=None):
+  def __init__(self, inputs=100, outputs=3, seed=0, dtype=tf.float32,
+               name=None):
     super().__init__(name=name)
     # Its own stream (seed, 100) so the MLP's draws are those of the base net.
-    self.layer = _blog_dense(inputs, outputs, (seed, 100), None)
+    self.layer = _blog_dense(inputs, outputs, (seed, 100), None, dtype)
 
   @property
   def weights(self):

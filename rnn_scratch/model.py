@@ -23,20 +23,23 @@ NUM_CLASSES = 2
 class EchoRNN(tf.Module):
   """The RNN cell and its softmax readout; ``__call__`` runs one window."""
 
-  def __init__(self, state_size, seed=0, name=None):
+  def __init__(self, state_size, seed=0, dtype=tf.float32, name=None):
     super().__init__(name=name)
     self.state_size = state_size
+    self.dtype = dtype  # tf.float64 for the tests' tight comparisons
     # The blog's TF1 code drew one Glorot matrix for the concatenated input
     # [x_t, s_{t-1}] -> (2 + S, S); we draw the same and split it, so
     # W and U start from exactly the blog's distribution.
     cell_matrix = glorot_uniform((NUM_CLASSES + state_size, state_size),
                                  seed=(seed, 0))
+    cell_matrix = tf.cast(cell_matrix, dtype)
     self.W = tf.Variable(cell_matrix[:NUM_CLASSES], name="W")
     self.U = tf.Variable(cell_matrix[NUM_CLASSES:], name="U")
-    self.b = tf.Variable(tf.zeros([state_size]), name="b")
-    self.V = tf.Variable(glorot_uniform((state_size, NUM_CLASSES),
-                                        seed=(seed, 1)), name="V")
-    self.c = tf.Variable(tf.zeros([NUM_CLASSES]), name="c")
+    self.b = tf.Variable(tf.zeros([state_size], dtype), name="b")
+    self.V = tf.Variable(tf.cast(glorot_uniform((state_size, NUM_CLASSES),
+                                                seed=(seed, 1)), dtype),
+                         name="V")
+    self.c = tf.Variable(tf.zeros([NUM_CLASSES], dtype), name="c")
 
   @property
   def weights(self):
@@ -44,7 +47,7 @@ class EchoRNN(tf.Module):
     return [self.W, self.U, self.b, self.V, self.c]
 
   def initial_state(self, batch_size):
-    return tf.zeros([batch_size, self.state_size])
+    return tf.zeros([batch_size, self.state_size], self.dtype)
 
   def __call__(self, inputs, state):
     """Runs one window.
@@ -52,18 +55,35 @@ class EchoRNN(tf.Module):
     Args:
       inputs: int (batch, n) class indices x_1..x_n; n must be known when
         the function is traced (it is the number of cells written).
-      state: float32 (batch, S), the state s_0 before the window.
+      state: (batch, S), the state s_0 before the window.
     Returns:
-      logits: float32 (batch, n, 2); final_state: (batch, S) = s_n.
+      logits: (batch, n, 2); final_state: (batch, S) = s_n.
     """
-    x = tf.one_hot(inputs, NUM_CLASSES)
-    logits = []
-    # A Python loop: tracing writes n copies of the cell into the graph,
-    # which is exactly "unrolling by hand" (the post's static_rnn).
-    for t in range(inputs.shape[1]):
-      state = tf.tanh(x[:, t] @ self.W + state @ self.U + self.b)
-      logits.append(state @ self.V + self.c)
-    return tf.stack(logits, axis=1), state
+    return unroll(tf.one_hot(inputs, NUM_CLASSES, dtype=self.dtype), state,
+                  *self.weights)
+
+
+def unroll(x, state, W, U, b, V, c):
+  """The recurrence of the module docstring over one window.
+
+    s_t      = tanh(x_t W + s_{t-1} U + b)
+    logits_t = s_t V + c
+
+  Args:
+    x: (batch, n, 2) one-hot inputs x_1..x_n; n must be known when the
+      function is traced (it is the number of cells written).
+    state: (batch, S), s_0.
+    W, U, b, V, c: the weights, shapes as in the module docstring.
+  Returns:
+    logits: (batch, n, 2), logits_1..logits_n; final_state: (batch, S) = s_n.
+  """
+  logits = []
+  # A Python loop: tracing writes n copies of the cell into the graph,
+  # which is exactly "unrolling by hand" (the post's static_rnn).
+  for t in range(x.shape[1]):
+    state = tf.tanh(x[:, t] @ W + state @ U + b)
+    logits.append(state @ V + c)
+  return tf.stack(logits, axis=1), state
 
 
 def cross_entropy(logits, labels):

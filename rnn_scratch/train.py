@@ -99,7 +99,8 @@ def make_train_windows(model, optimizer, inputs, labels, state):
     model: EchoRNN or KerasEchoRNN.
     optimizer: updates ``model.weights`` from their gradients.
     inputs, labels: int32 tf.Variables (windows, batch, bptt_steps).
-    state: float32 tf.Variable (batch, S): s_0 of the next window to train.
+    state: tf.Variable (batch, S) in the model's dtype: s_0 of the next
+      window to train.
   Returns:
     ``train_windows(first, k) -> losses (k,)``: trains windows first ..
     first + k - 1 in order, carrying the state through ``state``; traced
@@ -114,7 +115,7 @@ def make_train_windows(model, optimizer, inputs, labels, state):
     state.assign(final_state)
     return loss
 
-  return loop.compile_steps(train_window)
+  return loop.compile_steps(train_window, loss_dtype=state.dtype)
 
 
 def train(config, log=None):

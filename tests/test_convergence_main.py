@@ -14,10 +14,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from convergence import scale
+from convergence import stats
 from tests import mnist_fixture
+from tests.cli_checks import assert_one_line_error
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 5% of the blog's steps (50 and 10 + 10 + 50), 2 chunks of 2 networks.
@@ -100,8 +103,25 @@ class ConvergenceMainTest(tf.test.TestCase):
       self.assertGreater(part["std"], 0.0)
       # 5% of the schedule on 1,000 images still learns: chance is 10%.
       self.assertGreater(part["mean"], 0.5)
-    for key in ("welch_p", "permutation_p", "ks_statistic", "ks_p"):
-      self.assertBetween(result["tests"][key], 0.0, 1.0)
+    # The tests compare the two strategies' own accuracies: the statistics
+    # worked out here in NumPy, the p-values (whose distributions
+    # test_convergence_stats checks against SciPy) recomputed from them.
+    a = np.array(result["all_layers"]["accuracies"])
+    b = np.array(result["layerwise"]["accuracies"])
+    tests = result["tests"]
+    self.assertAllClose(tests["mean_difference"], a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / 4, b.var(ddof=1) / 4
+    self.assertAllClose(tests["welch_t"], (a.mean() - b.mean()) /
+                        np.sqrt(va + vb))
+    self.assertAllClose(tests["welch_df"], (va + vb) ** 2 /
+                        (va ** 2 / 3 + vb ** 2 / 3))
+    values = np.concatenate([a, b])
+    self.assertAllClose(tests["ks_statistic"], np.abs(
+        (a[:, None] <= values).mean(0) - (b[:, None] <= values).mean(0)).max())
+    self.assertAllClose(tests["welch_p"], stats.welch_t_test(a, b)["p"])
+    self.assertAllClose(tests["permutation_p"], stats.permutation_test(
+        a, b, 200, seed=0)["p"])
+    self.assertEqual(tests["num_permutations"], 200)
     with open(os.path.join(self.full_dir, "accuracy_distributions.png"),
               "rb") as f:
       self.assertEqual(f.read(8), PNG_SIGNATURE)
@@ -111,25 +131,33 @@ class ConvergenceMainTest(tf.test.TestCase):
         "draw_weights": 1,
         "all_layers_x2/phase1_head3_train_steps": 1,
         "all_layers_x2/correct_counts": 1,
+        "all_layers_x2/loss_sums": 1,
         "layerwise_x2/phase1_head1_train_steps": 1,
         "layerwise_x2/phase2_head2_train_steps": 1,
         "layerwise_x2/phase3_head3_train_steps": 1,
-        "layerwise_x2/correct_counts": 1})
+        "layerwise_x2/correct_counts": 1,
+        "layerwise_x2/loss_sums": 1})
     self.assertEqual(result["test_accuracy"], result["all_layers"]["mean"])
     self.assertEqual(result["config"]["batch_size"], 50)
 
   def test_shards_merge_into_the_unsharded_result(self):
+    """Issue 12 (6): with no --shard_index, the index comes from the job
+    array: SLURM's $SLURM_ARRAY_TASK_ID (shard 0 here), a Kubernetes
+    Indexed Job's $JOB_COMPLETION_INDEX (shard 1)."""
     shards = os.path.join(self.tmp, "shards")
     shard_dirs = [os.path.join(shards, f"s{i}") for i in range(2)]
+    array_index = ({"SLURM_ARRAY_TASK_ID": "0"},
+                   {"JOB_COMPLETION_INDEX": "1"})
     processes = [subprocess.Popen(
-        command(*TINY, "--num_shards=2", f"--shard_index={i}",
-                f"--output_dir={shard_dirs[i]}"),
-        cwd=REPO_ROOT, env=environment(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True) for i in range(2)]
+        command(*TINY, "--num_shards=2", f"--output_dir={shard_dirs[i]}"),
+        cwd=REPO_ROOT, env=dict(environment(), **array_index[i]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for i in range(2)]
     for process in processes:
       _, stderr = process.communicate(timeout=600)
       self.assertEqual(process.returncode, 0, stderr)
     self.assertEqual(load(shard_dirs[0])["all_layers"]["runs"], [0, 2])
+    self.assertEqual(load(shard_dirs[1])["shard"]["index"], 1)
     merged_dir = os.path.join(self.tmp, "merged")
     merge = f"--merge={shard_dirs[1]},{shard_dirs[0]}"
     merged = run("--num_permutations=200", "--seed=7", merge,
@@ -138,6 +166,7 @@ class ConvergenceMainTest(tf.test.TestCase):
     full, merged = load(self.full_dir), load(merged_dir)
     for key in ("all_layers", "layerwise", "tests", "config"):
       self.assertEqual(merged[key], full[key])
+    self.assertLen(merged["layerwise"]["train_losses"], 4)
     # Issue 14 (5): what produced the numbers is recorded (the shards' seed
     # and flags), not the merging process's own --seed=7 and defaults.
     self.assertEqual(merged["seed"], 0)
@@ -256,6 +285,14 @@ class ConvergenceMainTest(tf.test.TestCase):
     self.assertIn("--shard_index must be less", bad.stderr)
     self.assertNotIn("Traceback", bad.stderr)
     self.assertFalse(os.path.exists(f"{self.tmp}/bad.partial"))
+    # A job array's index that is no shard index: one line, nothing written.
+    array = subprocess.run(
+        command(*TINY, "--num_shards=2", f"--output_dir={self.tmp}/bad"),
+        cwd=REPO_ROOT, env=dict(environment(), JOB_COMPLETION_INDEX="2"),
+        capture_output=True, text=True, timeout=600)
+    assert_one_line_error(self, array, "$JOB_COMPLETION_INDEX=2 is not a "
+                          "shard index below --num_shards=2")
+    self.assertFalse(os.path.exists(f"{self.tmp}/bad.partial"))
     cases = {
         "--train_size=75": "--train_size must be a multiple of --batch_size",
         "--batch_size=30": "--train_size must be a multiple of --batch_size",
@@ -268,13 +305,17 @@ class ConvergenceMainTest(tf.test.TestCase):
                                 "most 60,000",
         "--strategies=all_layers,all_layers": "--strategies must list one or "
                                               "more of all_layers, layerwise, "
-                                              "each once",
+                                              "all_layers_equal, "
+                                              "switch_layer3, "
+                                              "switch_layers23, each once",
         "--chunk_size=100000": "chunk_size",
         "--num_runs=2000000": "num_runs",
         "--seed=4294967296": "seed",
         # Issue 14 (4): an empty list (an unset shell variable) must not
         # silently start a full training run.
         "--merge=": "--merge needs the shards' output directories",
+        "--first_run=-1": "first_run",
+        "--strategies=layerwise,switch_layer1": "--strategies must list",
     }
     errors = flag_errors("convergence.__main__",
                          [[flag] for flag in cases] + [["--batch_size=100"]])
@@ -394,9 +435,10 @@ class ShardFilesTest(tf.test.TestCase):
 
   def test_a_chunk_from_other_settings_is_refused(self):
     path = os.path.join(self.dir, "all_layers_runs_00000-00001.json")
-    scale.save_chunk(path, self.config, "all_layers", 0, 2, [0.8, 0.9])
+    metrics = {"accuracies": [0.8, 0.9], "train_losses": [0.01, 0.0]}
+    scale.save_chunk(path, self.config, "all_layers", 0, 2, metrics)
     self.assertEqual(scale.load_chunk(path, self.config, "all_layers", 0,
-                                        2), [0.8, 0.9])
+                                      2), metrics)
     with self.assertRaises(scale.ShardError) as caught:
       scale.load_chunk(path, dict(self.config, seed=1), "all_layers", 0, 2)
     for fragment in (path, "seed 0 (expected 1)", "--noresume"):
@@ -414,7 +456,8 @@ class ShardFilesTest(tf.test.TestCase):
 
   def test_a_hand_edited_chunk_is_refused(self):
     path = os.path.join(self.dir, "all_layers_runs_00000-00001.json")
-    scale.save_chunk(path, self.config, "all_layers", 0, 2, [0.8, 0.9])
+    scale.save_chunk(path, self.config, "all_layers", 0, 2,
+                     {"accuracies": [0.8, 0.9]})
     with open(path) as f:
       chunk = json.load(f)
     for key, value in (("accuracies", [0.8, 0.95]),

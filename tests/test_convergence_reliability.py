@@ -57,12 +57,19 @@ class ReliabilityTest(unittest.TestCase):
     errors = flag_errors(REPRODUCE,
                          [["--optimizers=foo"], ["--optimizers="],
                           ["--optimizers=sgd,sgd"], ["--step_scale=inf"],
-                          ["--optimizers=adam,sgd"]])
+                          ["--optimizers=adam,sgd"], ["--studies=lr_map,foo"],
+                          ["--persistence_scales=2,0"],
+                          ["--studies=lr_map,paired",
+                           "--persistence_scales=0.5,4"]])
     for error in errors[:3]:
       self.assertIn("--optimizers must list one or more of sgd, adagrad, "
                     "adam, each once", error)
     self.assertIn("--step_scale must be finite and > 0", errors[3])
     self.assertIsNone(errors[4])
+    self.assertIn("--studies must list one or more of blog, lr_map", errors[5])
+    self.assertIn("--persistence_scales must list numbers in (0, 100]",
+                  errors[6])
+    self.assertIsNone(errors[7])
 
   def test_reproduce_reports_a_failing_run_in_one_line(self):
     output_dir = os.path.join(self.tmp, "failing")

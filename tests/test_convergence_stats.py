@@ -234,13 +234,129 @@ class KernelDensityTest(tf.test.TestCase):
 class CompareTest(tf.test.TestCase):
 
   def test_results_keys(self):
+    """Each entry is the test of its name on (a, b), in that order: the
+    statistics worked out here, each p-value that of its own test (checked
+    against SciPy above) with the permutations and seed passed on."""
     rng = np.random.default_rng(0)
-    tests = stats.compare(rng.normal(0, 1, 30), rng.normal(1, 1, 30),
-                          num_permutations=500, num_resamples=500)
-    for key in ("welch_p", "permutation_p", "ks_statistic", "ks_p"):
-      self.assertBetween(tests[key], 0.0, 1.0)
+    a, b = rng.normal(0, 1, 30), rng.normal(1, 1, 20)
+    tests = stats.compare(a, b, num_permutations=500, num_resamples=500,
+                          seed=3)
+    self.assertAllClose(tests["mean_difference"], a.mean() - b.mean())
+    se2_a, se2_b = a.var(ddof=1) / 30, b.var(ddof=1) / 20
+    self.assertAllClose(tests["welch_t"],
+                        (a.mean() - b.mean()) / np.sqrt(se2_a + se2_b))
+    self.assertAllClose(tests["welch_df"], (se2_a + se2_b) ** 2 / (
+        se2_a ** 2 / 29 + se2_b ** 2 / 19))
+    pooled = np.concatenate([a, b])
+    self.assertAllClose(tests["ks_statistic"], np.abs(
+        (a[:, None] <= pooled).mean(0) - (b[:, None] <= pooled).mean(0)).max())
+    self.assertEqual(tests["welch_p"], stats.welch_t_test(a, b)["p"])
+    self.assertEqual(tests["permutation_p"],
+                     stats.permutation_test(a, b, 500, seed=3)["p"])
+    self.assertEqual(tests["ks_p"], stats.ks_test(a, b, 500, seed=3)["p"])
+    self.assertEqual(tuple(tests["mean_difference_ci95"]),
+                     stats.bootstrap_difference_interval(a, b, 500, seed=3))
+    self.assertEqual(tests["num_permutations"], 500)
     self.assertLess(tests["welch_p"], 0.05)
     self.assertLess(tests["mean_difference_ci95"][1], 0.0)
+
+
+class PairedTest(tf.test.TestCase):
+  """Issue 12 (4): the paired statistics, on cases worked out by hand."""
+
+  def test_paired_t_by_hand(self):
+    """a = 1, 2, 3, 4 and b = 0, 2, 1, 1: d = 1, 0, 2, 3, mean 3/2;
+    deviations -1/2, -3/2, 1/2, 3/2, so s_d^2 = 5/3; t = 1.5 / sqrt(5/12)
+    with 3 degrees of freedom, whose CDF is closed:
+    F(t) = 1/2 + (1/pi) [t / (sqrt(3) (1 + t^2/3)) + atan(t / sqrt(3))]."""
+    result = stats.paired_t_test([1, 2, 3, 4], [0, 2, 1, 1])
+    t = 1.5 / math.sqrt(5 / 12)
+    self.assertAllClose(result["t"], t, rtol=1e-12)
+    self.assertEqual(result["df"], 3)
+    cdf = 0.5 + (t / (math.sqrt(3) * (1 + t * t / 3)) +
+                 math.atan(t / math.sqrt(3))) / math.pi
+    self.assertAllClose(result["p"], 2 * (1 - cdf), rtol=1e-10)
+    with self.assertRaises(ValueError):
+      stats.paired_t_test([1, 2], [0, 1])  # every difference is 1
+    with self.assertRaises(ValueError):
+      stats.paired_t_test([1, 2, 3], [0, 1])
+
+  def test_sign_test_by_hand(self):
+    """d = 1, 2, -1, 3, 0, 4: 4 positive, 1 negative, the zero dropped.
+    Of 5 fair flips, P(K <= 1) = (1 + 5) / 32: p = 2 * 6/32 = 0.375."""
+    result = stats.sign_test([1, 2, -1, 3, 0, 4])
+    self.assertEqual((result["positive"], result["negative"],
+                      result["zeros"]), (4, 1, 1))
+    self.assertAllClose(result["p"], 0.375, rtol=1e-15)
+    # 10 of 10 positive: 2 / 2^10; 5 of 10: capped at 1.
+    self.assertAllClose(stats.binomial_two_sided_p(10, 10), 2 / 1024)
+    self.assertEqual(stats.binomial_two_sided_p(5, 10), 1.0)
+    self.assertEqual(stats.sign_test([0, 0])["p"], 1.0)
+
+  def test_ranks_and_exact_signed_rank_distribution(self):
+    self.assertAllEqual(stats.average_ranks([3, 1, 3, 2]), [3.5, 1, 3.5, 2])
+    # Subsets of {1, 2, 3} by sum: {} 0, {1} 1, {2} 2, {3} {1,2} 3,
+    # {1,3} 4, {2,3} 5, {1,2,3} 6.
+    self.assertEqual(stats.signed_rank_counts(3), [1, 1, 1, 2, 1, 1, 1])
+    self.assertEqual(sum(stats.signed_rank_counts(12)), 2 ** 12)
+
+  def test_wilcoxon_exact_by_hand(self):
+    """d = 1, -2, 3, 4, 5: ranks 1..5, W+ = 1 + 3 + 4 + 5 = 13, W- = 2.
+    Subsets of 1..5 with sum <= 2: {}, {1}, {2}, so p = 2 * 3/32."""
+    result = stats.wilcoxon_signed_rank([1, -2, 3, 4, 5])
+    self.assertEqual(result["w_plus"], 13)
+    self.assertEqual(result["method"], "exact")
+    self.assertAllClose(result["p"], 0.1875, rtol=1e-15)
+    self.assertEqual(stats.wilcoxon_signed_rank([0, 0])["p"], 1.0)
+
+  def test_wilcoxon_normal_with_ties_by_hand(self):
+    """d = 1, -1, 2, 2: |d| ranks 1.5, 1.5, 3.5, 3.5, W+ = 8.5; n = 4,
+    mean 5, variance 4*5*9/24 - (6 + 6)/48 = 7.25 (two ties of 2)."""
+    result = stats.wilcoxon_signed_rank([1, -1, 2, 2])
+    z = 3.5 / math.sqrt(7.25)
+    self.assertEqual(result["method"], "normal")
+    self.assertAllClose(result["z"], z, rtol=1e-12)
+    self.assertAllClose(result["p"], math.erfc(z / math.sqrt(2)), rtol=1e-12)
+
+  def test_wilcoxon_normal_approaches_exact(self):
+    """Without ties, n = 50: the normal approximation (used above 50) and
+    the exact p agree to about 1e-3 in the middle of the distribution."""
+    d = np.arange(1, 51) * np.where(np.arange(50) % 3 == 0, -1, 1)
+    exact = stats.wilcoxon_signed_rank(d)
+    self.assertEqual(exact["method"], "exact")
+    mean_w, variance = 50 * 51 / 4, 50 * 51 * 101 / 24
+    z = (exact["w_plus"] - mean_w) / math.sqrt(variance)
+    self.assertAllClose(exact["p"], math.erfc(abs(z) / math.sqrt(2)),
+                        atol=2e-3)
+
+  def test_paired_compare_keeps_ties_of_accuracies(self):
+    """0.8786 - 0.8774 and 0.0012 differ in the last bit of a float: the
+    rounding makes them one tie, not two ranks."""
+    a, b = [0.8786, 0.0012, 0.8790, 0.8700], [0.8774, 0.0, 0.8790, 0.8710]
+    result = stats.paired_compare(a, b)
+    self.assertEqual(result["count"], 4)
+    self.assertAllClose(result["fraction_a_better"], 0.5)
+    self.assertAllClose(result["fraction_ties"], 0.25)
+    self.assertEqual((result["sign_positive"], result["sign_negative"]),
+                     (2, 1))
+    # |d| = 0.0012, 0.0012, 0.0010: ranks 2.5, 2.5, 1; W+ = 5, n = 3, ties.
+    self.assertEqual(result["wilcoxon_w_plus"], 5.0)
+    self.assertEqual(result["wilcoxon_method"], "normal")
+
+
+class ExpectedMaxTest(tf.test.TestCase):
+
+  def test_by_hand(self):
+    """Two draws from {1, 2, 3}: P(max = 1) = 1/9, P(max = 2) = 4/9 - 1/9,
+    P(max = 3) = 1 - 4/9, so E[max] = (1 + 6 + 15) / 9 = 22/9."""
+    self.assertAllClose(stats.expected_max([3, 1, 2], 2), 22 / 9, rtol=1e-12)
+    self.assertAllClose(stats.expected_max([3, 1, 2], 1), 2.0, rtol=1e-12)
+    self.assertAllClose(stats.expected_max([3, 1, 2], 10_000), 3.0)
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 1, 200)
+    tail = [stats.expected_max(values, n) for n in (1, 5, 50, 500)]
+    self.assertAllEqual(np.diff(tail) > 0, [True] * 3)
+    self.assertLess(tail[-1], values.max())
 
 
 if __name__ == "__main__":

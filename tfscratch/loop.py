@@ -23,6 +23,11 @@ stand-alone function, so float32 results can differ in the last bit. Where
 bit-identity with one-step calls matters, wrap the step itself in a
 ``tf.function``: the loop then calls it as one unit, optimised as it would
 be alone (``inversion/train.py`` does this).
+
+Which rows batch i holds: ``ordered_indices`` walks the data in file order
+(``compile_walk``); ``shuffled_indices`` (and ``ShuffledBatches``, which
+draws each epoch's permutation once) walks it as the 2016 posts' ``mnist.train.next_batch`` did: file order for the
+first epoch, then a new permutation each epoch.
 """
 import tensorflow as tf
 
@@ -67,6 +72,161 @@ def ordered_indices(step, batch_size, count):
   long run with large batches."""
   start = tf.cast(step, tf.int64) * batch_size % count
   return (start + tf.range(batch_size, dtype=tf.int64)) % count
+
+
+def shuffled_indices(step, batch_size, count, seed):
+  """The indices of batch ``step`` drawn as the 2016 posts'
+  ``mnist.train.next_batch(batch_size)`` drew them, as graph ops.
+
+  The posts read MNIST with Google's tutorial reader of the time
+  (TensorFlow's ``input_data.py``, copied as ``notebooks/load_mnist.py`` in
+  github.com/spitis/r2rt, the posts' repository). Its
+  ``DataSet.next_batch`` kept a cursor into the data and, when a batch
+  would run past the end, shuffled the data and started again at 0::
+
+    start = index; index += B
+    if index > N:                      # this batch would run past the end
+      shuffle the data; start = 0; index = B
+    return data[start:index]
+
+  So, with E = N // B full batches per epoch:
+
+    epoch 0 (steps 0 .. E-1)      the data in file order: batch j holds
+                                  rows jB .. jB + B - 1 (no shuffle yet);
+    epoch e >= 1                  rows order_e[jB .. jB + B - 1], where
+                                  order_e is a fresh random permutation;
+    step s                        epoch s // E, batch j = s % E;
+
+  and the last N - E*B rows of each epoch's order are never used (40 per
+  epoch for MNIST's 55,000 training images in batches of 60). (In 2017,
+  after the posts, TensorFlow changed ``next_batch`` to shuffle before the
+  first epoch too and to fill the last batch of an epoch with the start of
+  the next: pull request tensorflow/tensorflow#7071.)
+
+  TF1 permuted the already permuted data again each epoch; a composition of
+  uniform random permutations is uniform, so drawing each epoch's order
+  afresh has the same distribution. It is drawn with a stateless op whose
+  seed depends only on ``seed`` and the epoch, so no state is kept between
+  steps: any step can be computed on its own, the same seed gives the same
+  walk, and a later stage can continue the walk where an earlier one
+  stopped (``step`` counts on). The numbers cannot match the posts' bit for
+  bit: their shuffles came from NumPy's unseeded global generator.
+
+  Args:
+    step: int32 or int64 scalar (a tensor inside a compiled loop), from 0.
+    batch_size: B, a Python int, 1 <= B <= count.
+    count: N, the number of examples (a Python int).
+    seed: shape-[2] integer seed (as for every ``tf.random.stateless_*``
+      op); epoch e's order is ``stateless_shuffle(range(N))`` with seed
+      ``stateless_fold_in(seed, e)``, all int64. Use a pair no other
+      stateless op of the run uses.
+  Returns:
+    int64 (B,): the rows of batch ``step``.
+  Raises:
+    ValueError: B is not in [1, N] (TF1 asserted the same).
+  """
+  epoch, rows = _epoch_and_rows(step, batch_size, count)
+  # Epoch 0 needs no permutation; tf.cond runs only the branch it takes.
+  return tf.cond(epoch > 0,
+                 lambda: tf.gather(epoch_order(epoch, count, seed), rows),
+                 lambda: rows)
+
+
+def epoch_order(epoch, count, seed):
+  """Epoch ``epoch``'s order of ``shuffled_indices``: a permutation of
+  0 .. count-1 (int64), drawn from ``seed`` and the epoch alone."""
+  epoch_seed = tf.random.experimental.stateless_fold_in(
+      tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64))
+  return tf.random.experimental.stateless_shuffle(
+      tf.range(count, dtype=tf.int64), seed=epoch_seed)
+
+
+def _epoch_and_rows(step, batch_size, count):
+  """(epoch of ``step``, positions in that epoch's order of its batch)."""
+  if not 1 <= batch_size <= count:
+    raise ValueError(f"batch_size must be in [1, {count}] (the number of "
+                     f"examples), not {batch_size}")
+  per_epoch = count // batch_size
+  step = tf.cast(step, tf.int64)
+  rows = step % per_epoch * batch_size + tf.range(batch_size, dtype=tf.int64)
+  return step // per_epoch, rows
+
+
+class ShuffledBatches(tf.Module):
+  """``shuffled_indices(step, batch_size, count, seed)``, the same rows,
+  with each epoch's permutation drawn once and kept in a variable.
+
+  Drawing a permutation of 55,000 costs about a millisecond, as much as a
+  small network's whole training step; the pure function draws it at every
+  step, this module only when the epoch changes (any step may still come in
+  any order: a step of another epoch draws that epoch's order again). It
+  reads only the B rows of the order a step needs. The seed is a variable
+  too, so ``reset(seed)`` starts another seed's walk without retracing.
+  Call it inside the compiled loop, like ``shuffled_indices``.
+  """
+
+  def __init__(self, batch_size, count, seed, name=None):
+    super().__init__(name=name)
+    _epoch_and_rows(0, batch_size, count)  # checks batch_size
+    self.batch_size, self.count = batch_size, count
+    self.seed = tf.Variable(tf.cast(seed, tf.int64), trainable=False,
+                            name="seed")
+    # The cache: ``order`` is the order of epoch ``epoch`` (-1: none yet).
+    self.epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False,
+                             name="epoch")
+    self.order = tf.Variable(tf.range(count, dtype=tf.int64),
+                             trainable=False, name="order")
+
+  def reset(self, seed):
+    """Walks with ``seed`` (shape [2]) from now on; empties the cache."""
+    self.seed.assign(tf.cast(seed, tf.int64))
+    self.epoch.assign(-1)
+
+  def __call__(self, step):
+    epoch, rows = _epoch_and_rows(step, self.batch_size, self.count)
+
+    def redraw():
+      self.order.assign(tf.cond(
+          epoch > 0, lambda: epoch_order(epoch, self.count, self.seed),
+          lambda: tf.range(self.count, dtype=tf.int64)))
+      self.epoch.assign(epoch)
+      return epoch
+
+    tf.cond(tf.equal(epoch, self.epoch), lambda: epoch, redraw)
+    # Read after the cond (a tf.function runs the ops on one variable in
+    # program order), and only the B rows needed: reading the whole order
+    # every step would cost more than the step's gather.
+    return self.order.sparse_read(rows)
+
+
+# The two walks a --batch_order flag chooses between (``make_walk``).
+BATCH_ORDERS = ("shuffled", "ordered")
+
+
+class OrderedBatches:
+  """``ordered_indices`` with ``ShuffledBatches``' interface: called with a
+  step, the rows of that batch; ``reset`` does nothing (no seed)."""
+
+  def __init__(self, batch_size, count):
+    self.batch_size, self.count = batch_size, count
+
+  def __call__(self, step):
+    return ordered_indices(step, self.batch_size, self.count)
+
+  def reset(self, seed):
+    del seed  # the file order has no seed
+
+
+def make_walk(batch_order, batch_size, count, seed):
+  """The walk ``batch_order`` names: "shuffled" (``ShuffledBatches``, the
+  2016 posts' ``next_batch``, seeded by the shape-[2] ``seed``) or
+  "ordered" (``OrderedBatches``: file order, wrapping round)."""
+  if batch_order == "shuffled":
+    return ShuffledBatches(batch_size, count, seed)
+  if batch_order == "ordered":
+    return OrderedBatches(batch_size, count)
+  raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, not "
+                   f"{batch_order!r}")
 
 
 def compile_walk(step, arrays, batch_size):

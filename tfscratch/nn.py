@@ -44,12 +44,14 @@ class Dense(tf.Module):
     weights: initial W, shape (n_in, n_out).
     bias: initial b, shape (n_out,), or None for a layer without bias.
     activation: a function applied elementwise, or None for the identity.
+    dtype: of W and b; tf.float64 for the tests' tight comparisons.
   """
 
-  def __init__(self, weights, bias=None, activation=None, name=None):
+  def __init__(self, weights, bias=None, activation=None, dtype=tf.float32,
+               name=None):
     super().__init__(name=name)
-    self.W = tf.Variable(weights, dtype=tf.float32, name="W")
-    self.b = None if bias is None else tf.Variable(bias, dtype=tf.float32,
+    self.W = tf.Variable(tf.cast(weights, dtype), name="W")
+    self.b = None if bias is None else tf.Variable(tf.cast(bias, dtype),
                                                    name="b")
     self.activation = activation
 

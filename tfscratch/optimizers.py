@@ -96,9 +96,8 @@ class Adagrad(Optimizer):
   def _update(self, gradients):
     for variable, gradient, accumulator in zip(
         self.model_variables, gradients, self.accumulators):
-      accumulator.assign_add(tf.square(gradient))
-      variable.assign_sub(self.lr(variable) * gradient /
-                          tf.sqrt(accumulator + self.epsilon))
+      adagrad_update(variable, gradient, accumulator, self.lr(variable),
+                     self.epsilon)
 
 
 class Adam(Optimizer):
@@ -119,15 +118,46 @@ class Adam(Optimizer):
     self.iterations.assign_add(1)
     for variable, gradient, m, v in zip(
         self.model_variables, gradients, self.first_moments, self.second_moments):
-      step = tf.cast(self.iterations, variable.dtype)
-      # Early moments are biased toward their zero start; this undoes it.
-      correction = (tf.sqrt(1.0 - tf.pow(tf.cast(self.beta_2, variable.dtype),
-                                         step)) /
-                    (1.0 - tf.pow(tf.cast(self.beta_1, variable.dtype), step)))
-      m.assign_add((gradient - m) * (1.0 - self.beta_1))
-      v.assign_add((tf.square(gradient) - v) * (1.0 - self.beta_2))
-      variable.assign_sub(self.lr(variable) * correction * m /
-                          (tf.sqrt(v) + self.epsilon))
+      adam_update(variable, gradient, m, v,
+                  tf.cast(self.iterations, variable.dtype), self.lr(variable),
+                  self.beta_1, self.beta_2, self.epsilon)
+
+
+def adagrad_update(variable, gradient, accumulator, learning_rate, epsilon):
+  """One Adagrad update of one variable, in place:
+
+    a <- a + g^2
+    w <- w - lr * g / sqrt(a + eps)
+
+  Args:
+    variable, accumulator: tf.Variables of one shape (w and a).
+    gradient: g, a tensor of that shape. learning_rate: lr, in w's dtype.
+  """
+  accumulator.assign_add(tf.square(gradient))
+  variable.assign_sub(learning_rate * gradient / tf.sqrt(accumulator + epsilon))
+
+
+def adam_update(variable, gradient, m, v, step, learning_rate, beta_1, beta_2,
+                epsilon):
+  """One Adam update of one variable, in place (Keras 3's arrangement):
+
+    m <- m + (g - m) * (1 - beta1)
+    v <- v + (g^2 - v) * (1 - beta2)
+    w <- w - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+
+  Args:
+    variable, m, v: tf.Variables of one shape (w and the two moments).
+    gradient: g. step: t, the number of this update (1 for the first), in
+      w's dtype. learning_rate: lr, in w's dtype.
+  """
+  # Early moments are biased toward their zero start; this undoes it.
+  # tf.cast of a Python float rounds it through float32 first (0.9 becomes
+  # 0.89999998): Keras computes beta^t so, and so do we, to the last bit.
+  correction = (tf.sqrt(1.0 - tf.pow(tf.cast(beta_2, variable.dtype), step)) /
+                (1.0 - tf.pow(tf.cast(beta_1, variable.dtype), step)))
+  m.assign_add((gradient - m) * (1.0 - beta_1))
+  v.assign_add((tf.square(gradient) - v) * (1.0 - beta_2))
+  variable.assign_sub(learning_rate * correction * m / (tf.sqrt(v) + epsilon))
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}

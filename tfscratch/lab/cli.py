@@ -30,6 +30,7 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from tfscratch import loop
 from tfscratch.lab.errors import ScratchError
 
 FLAGS = flags.FLAGS
@@ -99,6 +100,15 @@ def define_batch_size(default, help_text="Examples per training step."):
 def define_optimizer(default, help_text="Optimizer (written by hand in "
                      "tfscratch/optimizers.py)."):
   flags.DEFINE_enum("optimizer", default, OPTIMIZER_NAMES, help_text)
+
+
+def define_batch_order(default="shuffled"):
+  flags.DEFINE_enum(
+      "batch_order", default, loop.BATCH_ORDERS,
+      "shuffled: the 2016 posts' mnist.train.next_batch (the first epoch in "
+      "file order, then a new permutation every epoch, seeded by --seed; "
+      "the last N mod B images of an epoch skipped); ordered: batch i is "
+      "images iB .. iB + B - 1, wrapping round, never shuffled.")
 
 
 def define_log_every(default):
