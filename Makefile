@@ -11,7 +11,8 @@ export MNIST_DATA_DIR
 .PHONY: demo test exercise reproduce bench install clean constraints reproduce-rnn bench-rnn \
 	reproduce-batchnorm bench-batchnorm reproduce-probes bench-probes \
 	reproduce-batchnorm-revised reproduce-batchnorm-claims reproduce-batchnorm-in-order \
-	reproduce-inversion bench-inversion reproduce-convergence bench-convergence
+	reproduce-inversion bench-inversion reproduce-convergence bench-convergence \
+	reproduce-convergence-studies
 
 # Installs the exact versions in constraints.txt (those the published numbers
 # were produced with), so a fresh machine next year gets the same results.
@@ -97,8 +98,8 @@ reproduce-convergence: install
 # strategy map, 500 + 500 at each best rate, the paired / equal-step /
 # strategy-switch run and the persistence runs, then studies.md and the
 # figures. Hours on 2 shared cores; resumes like reproduce-convergence. The
-# sizes are those of the README's tables.
-.PHONY: reproduce-convergence-studies
+# sizes are those of the README's tables. Hours, so `make reproduce` leaves
+# it out.
 reproduce-convergence-studies: install
 	$(PY) -m convergence.reproduce --studies=persistence --persistence_scales=4 \
 	  --persistence_runs=50 --output_dir runs/reproduce/convergence_studies

@@ -290,8 +290,8 @@ def main(argv):
   sweep = train.sweep(config, learners, main_run,
                       sweep_callbacks(outputs.summary_writer, config.steps))
   steps_to_accuracy, sweep_curves = summarize_sweep(sweep, config.seed)
-  claims_summary = claims.summarize(sweep) if sweep and config.lr_sweep \
-      else None
+  # The sweep always holds the main run; the claims need --lr_sweep's rates.
+  claims_summary = claims.summarize(sweep) if config.lr_sweep else None
   if claims_summary is not None:
     describe_claims(claims_summary)
 

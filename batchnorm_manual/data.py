@@ -40,20 +40,12 @@ redraws it only when the epoch (or the seed) changes, because shuffling
 result depends on. ``--batch_order=ordered`` walks images i*B .. i*B + B - 1
 modulo n instead, never shuffled (what we did before).
 """
-from tfscratch import loop
-
 # The second half of the stateless seed of the shuffles; the weights use
 # (seed, 0..3), so the two draws never share a seed.
 SHUFFLE_STREAM = 1000
 
 
 def walk_seed(seed):
-  """The shuffles' shape-[2] seed for the run's ``--seed``."""
+  """The shuffles' shape-[2] seed for the run's ``--seed``: the walk is
+  ``loop.make_walk(batch_order, batch_size, n, walk_seed(seed))``."""
   return (seed, SHUFFLE_STREAM)
-
-
-def make_walk(batch_order, count, batch_size, seed):
-  """``walk(step)`` -> int64 (batch_size,): the training rows of batch
-  ``step``, for ``batch_order`` in ``loop.BATCH_ORDERS``; ``walk.reset(
-  walk_seed(seed))`` starts another seed's walk without retracing."""
-  return loop.make_walk(batch_order, batch_size, count, walk_seed(seed))

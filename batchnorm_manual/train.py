@@ -230,7 +230,7 @@ class Learner(NamedTuple):
     prediction does not depend on the rest of the batch.
   initial_values_of: ``seed -> initial_values`` of another seed (the
     sweep's); None: only ``initial_values``.
-  walk: the batches' walk (``data.make_walk``), reset to the run's seed.
+  walk: the batches' walk (``loop.make_walk``), reset to the run's seed.
   measure: ``compile_measure``'s function, or None.
   """
   net: tf.Module
@@ -274,8 +274,8 @@ def build(config, mnist):
   test_labels = tf.constant(mnist.test.labels)
   # Both nets see the same batches, as in the post (one next_batch, two
   # training steps).
-  walk = data.make_walk(config.batch_order, len(mnist.train.labels),
-                        config.batch_size, config.seed)
+  walk = loop.make_walk(config.batch_order, config.batch_size,
+                        len(mnist.train.labels), data.walk_seed(config.seed))
   learners = {}
   for name, net in nets.items():
     optimizer = SGD(net.weights, config.learning_rate)

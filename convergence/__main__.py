@@ -304,7 +304,11 @@ def write_full_results(outputs, config, strategies, metrics_of, extra,
               f"inits (ties {100 * paired['fraction_ties']:.1f}%); paired t "
               f"p={paired['t_p']:.3g}, sign p={paired['sign_p']:.3g}, "
               f"Wilcoxon p={paired['wilcoxon_p']:.3g}", flush=True)
-  if set(strategies) >= {"all_layers", "layerwise"}:
+  # Welch, permutation and KS tests assume independent samples; a paired
+  # run's networks are not (network i of each shares its start), so it gets
+  # only the paired tests above.
+  if set(strategies) >= {"all_layers", "layerwise"} and not config.get(
+      "paired"):
     try:
       tests = stats.compare(accuracies["all_layers"], accuracies["layerwise"],
                             FLAGS.num_permutations, FLAGS.num_permutations,

@@ -34,6 +34,7 @@ from convergence import stats
 from convergence import train
 from tfscratch.lab.errors import ScratchError
 from tfscratch.lab.figures import plt
+from tfscratch.lab.figures import save_figure
 from tfscratch.lab.files import write_atomically
 from tfscratch.lab.files import write_json
 
@@ -233,9 +234,7 @@ def report(out, flags):
                    lambda f: f.write(text.encode("utf-8")))
   for name, figure in figures.items():
     path = os.path.join(out, name)
-    figure.savefig(path + ".tmp.png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(path + ".tmp.png", path)
+    save_figure(figure, path, dpi=100)
     if flags.figures_dir:
       os.makedirs(flags.figures_dir, exist_ok=True)
       shutil.copyfile(path, os.path.join(flags.figures_dir, name))

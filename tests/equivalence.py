@@ -46,8 +46,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.test_optimizers import CASES
-from tests.test_optimizers import KERAS
 
 
 class Tolerance(NamedTuple):
@@ -68,10 +66,20 @@ STEPS = 3  # K: optimizer steps compared, each after the previous one
 NONTRIVIAL = 1e-6
 
 # Each optimizer at Keras' defaults, then at others, so that a constant
-# written into an update instead of its hyperparameter fails (the cases of
-# tests/test_optimizers.py, which proves the optimizers on their own).
-OPTIMIZER_CASES = CASES
-KERAS_OPTIMIZERS = KERAS
+# written into an update instead of its hyperparameter fails (also the cases
+# of tests/test_optimizers.py, which proves the optimizers on their own).
+OPTIMIZER_CASES = {
+    "sgd": [{"learning_rate": 0.1}, {"learning_rate": 0.37}],
+    "adagrad": [{"learning_rate": 0.1},
+                {"learning_rate": 0.2, "initial_accumulator_value": 0.5,
+                 "epsilon": 1e-3}],
+    "adam": [{"learning_rate": 0.01},
+             {"learning_rate": 0.03, "beta_1": 0.5, "beta_2": 0.9,
+              "epsilon": 1e-2}],
+}
+KERAS_OPTIMIZERS = {"sgd": keras.optimizers.SGD,
+                    "adagrad": keras.optimizers.Adagrad,
+                    "adam": keras.optimizers.Adam}
 
 
 def assert_close(name, actual, expected, tolerance=FLOAT64):

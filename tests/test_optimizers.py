@@ -1,10 +1,11 @@
 """The hand-written optimizers take exactly the steps tf.keras.optimizers take."""
 import tfscratch  # noqa: F401  (first: silences TensorFlow's start-up noise)
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from tests.equivalence import KERAS_OPTIMIZERS as KERAS
+from tests.equivalence import OPTIMIZER_CASES as CASES
 from tfscratch import optimizers
 
 STEPS = 5
@@ -15,21 +16,6 @@ def _gradient_sequence(shapes, dtype, seed=0):
   rng = np.random.default_rng(seed)
   return [[rng.normal(scale=10.0 ** rng.integers(-3, 2), size=shape)
            .astype(dtype) for shape in shapes] for _ in range(STEPS)]
-
-
-# (ours, keras) hyperparameters: Keras' defaults, then others, so that a
-# constant written into our update instead of the hyperparameter fails.
-CASES = {
-    "sgd": [{"learning_rate": 0.1}, {"learning_rate": 0.37}],
-    "adagrad": [{"learning_rate": 0.1},
-                {"learning_rate": 0.2, "initial_accumulator_value": 0.5,
-                 "epsilon": 1e-3}],
-    "adam": [{"learning_rate": 0.01},
-             {"learning_rate": 0.03, "beta_1": 0.5, "beta_2": 0.9,
-              "epsilon": 1e-2}],
-}
-KERAS = {"sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad,
-         "adam": keras.optimizers.Adam}
 
 
 class OptimizerEquivalenceTest(tf.test.TestCase):

@@ -126,19 +126,23 @@ def shuffled_indices(step, batch_size, count, seed):
     ValueError: B is not in [1, N] (TF1 asserted the same).
   """
   epoch, rows = _epoch_and_rows(step, batch_size, count)
-  # Epoch 0 needs no permutation; tf.cond runs only the branch it takes.
-  return tf.cond(epoch > 0,
-                 lambda: tf.gather(epoch_order(epoch, count, seed), rows),
-                 lambda: rows)
+  return tf.gather(epoch_order(epoch, count, seed), rows)
 
 
 def epoch_order(epoch, count, seed):
-  """Epoch ``epoch``'s order of ``shuffled_indices``: a permutation of
-  0 .. count-1 (int64), drawn from ``seed`` and the epoch alone."""
-  epoch_seed = tf.random.experimental.stateless_fold_in(
-      tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64))
-  return tf.random.experimental.stateless_shuffle(
-      tf.range(count, dtype=tf.int64), seed=epoch_seed)
+  """Epoch ``epoch``'s order of ``shuffled_indices``, int64 (count,): the
+  file order for epoch 0, else a permutation drawn from ``seed`` and the
+  epoch alone (tf.cond runs only the branch it takes)."""
+  epoch = tf.cast(epoch, tf.int64)
+
+  def permutation():
+    epoch_seed = tf.random.experimental.stateless_fold_in(
+        tf.cast(seed, tf.int64), epoch)
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(count, dtype=tf.int64), seed=epoch_seed)
+
+  return tf.cond(epoch > 0, permutation,
+                 lambda: tf.range(count, dtype=tf.int64))
 
 
 def _epoch_and_rows(step, batch_size, count):
@@ -186,9 +190,7 @@ class ShuffledBatches(tf.Module):
     epoch, rows = _epoch_and_rows(step, self.batch_size, self.count)
 
     def redraw():
-      self.order.assign(tf.cond(
-          epoch > 0, lambda: epoch_order(epoch, self.count, self.seed),
-          lambda: tf.range(self.count, dtype=tf.int64)))
+      self.order.assign(epoch_order(epoch, self.count, self.seed))
       self.epoch.assign(epoch)
       return epoch
 
